@@ -1,0 +1,147 @@
+"""Object builders: each turns raw input into a set of objects ``(B, N, D)`` and a mask ``(B, N)`` (or None).
+
+* ``ConvObjects``: image -> CNN feature map; each of the d x d cells is an object tagged with its (x, y).
+* ``SentenceObjects``: story sentences -> a shared LSTM per sentence, tagged with a one-hot position.
+* ``StateObjects``: state descriptions -> categorical attributes embedded (or one-hot), continuous ones passed on.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from relnet.nn.questions import QuestionLSTM
+
+
+def grid_coordinates(d_rows: int, d_cols: int, *, device=None, dtype=torch.float32) -> Tensor:
+    """``(d_rows * d_cols, 2)`` (x, y) in [-1, 1] of each cell, row-major (x grows to the right, y downwards)."""
+    ys = torch.linspace(-1.0, 1.0, d_rows, device=device, dtype=dtype) if d_rows > 1 else torch.zeros(1)
+    xs = torch.linspace(-1.0, 1.0, d_cols, device=device, dtype=dtype) if d_cols > 1 else torch.zeros(1)
+    yy, xx = torch.meshgrid(ys.to(device, dtype), xs.to(device, dtype), indexing="ij")
+    return torch.stack([xx, yy], dim=-1).reshape(-1, 2)
+
+
+class ConvObjects(nn.Module):
+    """A stack of strided 3x3 convolutions whose output cells are the objects (paper: 4 x 24 channels).
+
+    Each layer is Conv(3x3, stride 2, padding 1) -> BatchNorm -> ReLU. A 75x75 image gives 5x5 = 25 cells,
+    128x128 gives 8x8 = 64. Each cell's features are concatenated with its (x, y) coordinate in [-1, 1].
+
+    Args:
+        in_channels: image channels.
+        channels: output channels of each layer.
+        kernel_size, stride: of every layer.
+
+    Shapes:
+        image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, channels[-1] + 2)``, mask None.
+    """
+
+    def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24, 24), kernel_size: int = 3,
+                 stride: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for c in channels:
+            layers += [
+                nn.Conv2d(prev, c, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+            ]
+            prev = c
+        self.conv = nn.Sequential(*layers)
+        self.object_dim = prev + 2
+
+    def feature_map(self, image: Tensor) -> Tensor:
+        return self.conv(image)  # (B, C, d_h, d_w)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, None]:
+        if image.ndim != 4:
+            raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
+        fmap = self.conv(image)  # (B, C, d_h, d_w)
+        B, C, dh, dw = fmap.shape
+        cells = fmap.flatten(2).transpose(1, 2)  # (B, d_h*d_w, C)
+        coords = grid_coordinates(dh, dw, device=image.device, dtype=cells.dtype)  # (d_h*d_w, 2)
+        return torch.cat([cells, coords.expand(B, -1, -1)], dim=-1), None  # (B, N, C+2)
+
+    @staticmethod
+    def output_size(size: int, num_layers: int, stride: int = 2, kernel_size: int = 3) -> int:
+        for _ in range(num_layers):
+            size = (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
+        return size
+
+
+class StateObjects(nn.Module):
+    """State descriptions as objects: continuous features passed through, categorical ones embedded.
+
+    Args:
+        continuous_dim: number of continuous features per object (e.g. 3 for CLEVR's 3-D coordinates).
+        categorical: ``{name: num_classes}`` in the order of the last axis of ``categorical`` input.
+        embed_dim: embedding size per categorical attribute; ``None`` uses a one-hot encoding instead.
+
+    Shapes:
+        continuous ``(B, N, continuous_dim)``, categorical ``(B, N, len(categorical))`` long, mask ``(B, N)``
+        -> objects ``(B, N, continuous_dim + sum of attribute sizes)``, the same mask.
+    """
+
+    def __init__(self, *, continuous_dim: int, categorical: Mapping[str, int], embed_dim: int | None = None) -> None:
+        super().__init__()
+        self.continuous_dim = continuous_dim
+        self.names = list(categorical)
+        self.num_classes = [int(categorical[n]) for n in self.names]
+        self.embed_dim = embed_dim
+        if embed_dim is None:
+            self.embeddings = None
+            self.object_dim = continuous_dim + sum(self.num_classes)
+        else:
+            self.embeddings = nn.ModuleList(nn.Embedding(k, embed_dim) for k in self.num_classes)
+            self.object_dim = continuous_dim + embed_dim * len(self.num_classes)
+
+    def forward(self, continuous: Tensor, categorical: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if categorical.shape[-1] != len(self.names):
+            raise ValueError(f"categorical must have {len(self.names)} attributes {self.names}, got {categorical.shape[-1]}")
+        parts = [continuous]
+        for k, n in enumerate(self.num_classes):
+            idx = categorical[..., k]
+            if self.embeddings is None:
+                parts.append(F.one_hot(idx.clamp(0, n - 1), n).to(continuous.dtype))
+            else:
+                parts.append(self.embeddings[k](idx.clamp(0, n - 1)))
+        return torch.cat(parts, dim=-1), mask
+
+
+class SentenceObjects(nn.Module):
+    """Sentences as objects: a shared word-level LSTM encodes each sentence; a one-hot slot tag is appended.
+
+    Only real sentences (length > 0) go through the LSTM; empty slots are zeros and masked out.
+
+    Args:
+        vocab_size, embed_dim, hidden_dim: of the sentence LSTM (paper, bAbI: 32 units).
+        max_sentences: S, number of sentence slots; the tag is a one-hot of the slot index (S features).
+        embedding: share an existing ``nn.Embedding`` (e.g. the question encoder's) instead of a new one.
+
+    Shapes:
+        tokens ``(B, S, T)`` long, lengths ``(B, S)`` long (0 = no sentence)
+        -> objects ``(B, S, hidden_dim + S)``, mask ``(B, S)``.
+    """
+
+    def __init__(self, *, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 32, max_sentences: int = 20,
+                 embedding: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.encoder = QuestionLSTM(vocab_size=vocab_size, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                                    embedding=embedding)
+        self.max_sentences = max_sentences
+        self.object_dim = hidden_dim + max_sentences
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        B, S, T = tokens.shape
+        if S != self.max_sentences:
+            raise ValueError(f"expected {self.max_sentences} sentence slots, got {S}")
+        mask = lengths > 0  # (B, S)
+        flat_tokens = tokens[mask]  # (M, T) real sentences only
+        encoded = self.encoder(flat_tokens, lengths[mask])  # (M, hidden)
+        states = encoded.new_zeros(B, S, encoded.shape[-1]).masked_scatter(mask[..., None], encoded)  # (B, S, hidden)
+        tags = torch.eye(S, device=tokens.device, dtype=states.dtype).expand(B, S, S)  # (B, S, S)
+        return torch.cat([states, tags], dim=-1), mask

@@ -1,0 +1,260 @@
+"""The Relation Network module (Santoro et al. 2017, https://arxiv.org/abs/1706.01427).
+
+    RN(O, q) = f_phi( sum_{(i,j) in pairs} g_theta(o_i, o_j, q) )
+
+Dimension legend used in the shape comments below:
+    B batch, N objects, D object features, Q question features, H width of g's first layer,
+    G width of g's output (the "relation"), P number of computed pairs, C outputs of f.
+
+Where the time goes: g runs once per pair, so its cost grows as N^2. Three things keep it lean here:
+
+* the first layer of g is factorised. ``W [o_i; o_j; q] + b = W_a o_i + W_b o_j + (W_q q + b)`` is exact, so each
+  object is projected once (B*N rows, not B*N^2) and the pair tensor ``(B, N, N, 2D+Q)`` is never built;
+* objects that are masked out (padding in bAbI and CLEVR state descriptions) are not computed at all: the valid
+  pairs are packed into one ``(P, H)`` matrix and summed back per example with ``index_add``;
+* for very large N the pairs are processed in chunks under activation checkpointing, so memory stays bounded
+  (at the price of recomputing g's forward during backward).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from relnet.nn.mlp import MLP
+
+Reduce = Literal["sum", "mean"]
+
+
+class RelationNetwork(nn.Module):
+    """``f_phi(sum_ij g_theta(o_i, o_j, q))`` over a set of objects, optionally conditioned on a question.
+
+    Args:
+        object_dim: D, features per object.
+        question_dim: Q, features of the question vector (0: no question).
+        g_dims: widths of g's layers, each followed by ReLU (paper: four layers). The last is the relation size G.
+        f_dims: widths of f's hidden layers (ReLU); a final linear layer maps to ``out_dim`` (the logits).
+        out_dim: C, outputs of f.
+        f_dropout: dropout after f's hidden layers: one rate for all, or one per hidden layer
+            (paper, CLEVR: ``(0.0, 0.5)``, i.e. on the penultimate layer).
+        reduce: ``"sum"`` (the paper) or ``"mean"`` over the computed pairs.
+        self_pairs: include the pairs (i, i) (the paper does: all n^2 ordered pairs).
+        ordered: ``True`` sums over ordered pairs (i, j) and (j, i); ``False`` over unordered ones (i < j, plus
+            i == j when ``self_pairs``).
+        pair_index: an explicit ``(P0, 2)`` list of (i, j) pairs to use instead (the paper: "can be adjusted to
+            consider only some object pairs"); requires a fixed number of objects ``max(index) < N``.
+        chunk_pairs: if set, g is evaluated on at most about this many pairs at a time, under activation
+            checkpointing, so peak memory is bounded whatever N is (N=1024 -> ~1M pairs per example).
+
+    Shapes:
+        objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
+        Output ``(B, C)``. Masked objects contribute exactly as if they were absent.
+    """
+
+    def __init__(
+        self,
+        *,
+        object_dim: int,
+        question_dim: int = 0,
+        g_dims: Sequence[int] = (256, 256, 256, 256),
+        f_dims: Sequence[int] = (256, 256),
+        out_dim: int,
+        f_dropout: float | Sequence[float] = 0.0,
+        reduce: Reduce = "sum",
+        self_pairs: bool = True,
+        ordered: bool = True,
+        pair_index: Tensor | Sequence[Sequence[int]] | None = None,
+        chunk_pairs: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not g_dims:
+            raise ValueError("g_dims must have at least one layer")
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        if chunk_pairs is not None and chunk_pairs < 1:
+            raise ValueError(f"chunk_pairs must be positive, got {chunk_pairs}")
+        self.object_dim = object_dim
+        self.question_dim = question_dim
+        self.reduce = reduce
+        self.self_pairs = self_pairs
+        self.ordered = ordered
+        self.chunk_pairs = chunk_pairs
+        # g's first layer acts on [o_i; o_j; q]; it is stored whole (so it reads like the paper) and applied split.
+        self.g_in = nn.Linear(2 * object_dim + question_dim, g_dims[0])
+        self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
+        self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
+        self.relation_dim = g_dims[-1]
+        if pair_index is not None:
+            pair_index = torch.as_tensor(pair_index, dtype=torch.long)
+            if pair_index.ndim != 2 or pair_index.shape[1] != 2 or len(pair_index) == 0:
+                raise ValueError(f"pair_index must have shape (P, 2) with P > 0, got {tuple(pair_index.shape)}")
+        self.register_buffer("pair_index", pair_index, persistent=False)
+
+    def extra_repr(self) -> str:
+        pairs = "explicit" if self.pair_index is not None else (
+            ("ordered" if self.ordered else "unordered") + (" with self-pairs" if self.self_pairs else " without self-pairs")
+        )
+        return f"object_dim={self.object_dim}, question_dim={self.question_dim}, reduce={self.reduce}, pairs={pairs}"
+
+    def reset_parameters(self) -> None:
+        self.g_in.reset_parameters()
+        self.g_rest.reset_parameters()
+        self.f.reset_parameters()
+
+    # -- pieces -------------------------------------------------------------------------------------------------
+
+    def _check(self, objects: Tensor, question: Tensor | None, mask: Tensor | None) -> None:
+        if objects.ndim != 3 or objects.shape[-1] != self.object_dim:
+            raise ValueError(f"objects must have shape (B, N, {self.object_dim}), got {tuple(objects.shape)}")
+        B, N, _ = objects.shape
+        if self.question_dim:
+            if question is None or question.shape != (B, self.question_dim):
+                got = None if question is None else tuple(question.shape)
+                raise ValueError(f"question must have shape ({B}, {self.question_dim}), got {got}")
+        elif question is not None:
+            raise ValueError("this RelationNetwork was built with question_dim=0 but a question was given")
+        if mask is not None and (mask.shape != (B, N) or mask.dtype != torch.bool):
+            raise ValueError(f"mask must be a bool tensor of shape ({B}, {N}), got {mask.dtype} {tuple(mask.shape)}")
+        if self.pair_index is not None and int(self.pair_index.max()) >= N:
+            raise ValueError(f"pair_index refers to object {int(self.pair_index.max())} but there are only {N}")
+
+    def _project(self, objects: Tensor, question: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The factorised first layer: per-object terms for the left and right slot of a pair."""
+        D = self.object_dim
+        w = self.g_in.weight  # (H, 2D+Q)
+        left = objects @ w[:, :D].T  # (B, N, H)   W_a o_i
+        right = objects @ w[:, D : 2 * D].T + self.g_in.bias  # (B, N, H)   W_b o_j + b
+        if question is not None:
+            right = right + (question @ w[:, 2 * D :].T)[:, None, :]  # (B, N, H)   + W_q q
+        return left, right
+
+    def _pair_matrix(self, N: int, device: torch.device) -> Tensor | None:
+        """(N, N) bool of the pairs to use, or None for all N^2 ordered pairs."""
+        if self.pair_index is not None:
+            m = torch.zeros(N, N, dtype=torch.bool, device=device)
+            m[self.pair_index[:, 0], self.pair_index[:, 1]] = True
+            return m
+        if self.ordered and self.self_pairs:
+            return None
+        m = torch.ones(N, N, dtype=torch.bool, device=device)
+        if not self.ordered:
+            m = torch.triu(m, diagonal=0 if self.self_pairs else 1)
+        elif not self.self_pairs:
+            m.fill_diagonal_(False)
+        return m
+
+    def _dense_rows(self, left: Tensor, right: Tensor) -> Tensor:
+        """Sum of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
+        h = left[:, :, None, :] + right[:, None, :, :]  # (B, n, N, H)
+        h = self.g_rest(torch.relu_(h))  # (B, n, N, G)
+        return h.sum(dim=(1, 2))  # (B, G)
+
+    def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int) -> Tensor:
+        """Sum of g over an explicit pair list, per example: ``-> (B, G)``."""
+        h = left[b, i] + right[b, j]  # (P, H)
+        h = self.g_rest(torch.relu_(h))  # (P, G)
+        return h.new_zeros(B, h.shape[-1]).index_add_(0, b, h)  # (B, G)
+
+    def _maybe_checkpoint(self, fn, *args: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and any(a.requires_grad for a in args if isinstance(a, Tensor)):
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _valid_pairs(self, N: int, mask: Tensor | None, device: torch.device) -> Tensor | None:
+        """(B, N, N) bool of the pairs to compute, or None when it is every ordered pair of every example."""
+        pairs = self._pair_matrix(N, device)
+        if mask is not None and bool(mask.all()):
+            mask = None
+        if mask is None:
+            return None if pairs is None else pairs[None]
+        valid = mask[:, :, None] & mask[:, None, :]  # (B, N, N)
+        return valid if pairs is None else valid & pairs
+
+    # -- forward ------------------------------------------------------------------------------------------------
+
+    def aggregate(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """``sum_ij g(o_i, o_j, q)`` (or the mean), before f: ``-> (B, G)``."""
+        self._check(objects, question, mask)
+        B, N, _ = objects.shape
+        left, right = self._project(objects, question)
+        valid = self._valid_pairs(N, mask, objects.device)
+        if valid is None:  # every ordered pair: broadcast, no index lists
+            rows = N if self.chunk_pairs is None else max(1, self.chunk_pairs // max(1, B * N))
+            if rows >= N:
+                total = self._dense_rows(left, right)
+            else:
+                total = sum(
+                    self._maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right) for r in range(0, N, rows)
+                )
+            count = torch.full((B, 1), float(N * N), device=objects.device, dtype=objects.dtype)
+        else:
+            valid = valid.expand(B, N, N)
+            b, i, j = valid.nonzero(as_tuple=True)  # (P,) each
+            P = b.numel()
+            step = P if self.chunk_pairs is None else self.chunk_pairs
+            if P <= step:
+                total = self._packed(left, right, b, i, j, B)
+            else:
+                total = sum(
+                    self._maybe_checkpoint(
+                        lambda l, r, s=s: self._packed(l, r, b[s : s + step], i[s : s + step], j[s : s + step], B),
+                        left,
+                        right,
+                    )
+                    for s in range(0, P, step)
+                )
+            count = valid.sum(dim=(1, 2)).to(objects.dtype)[:, None]  # (B, 1)
+        if self.reduce == "mean":
+            total = total / count.clamp(min=1)
+        return total
+
+    def forward(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """``(B, N, D), (B, Q), (B, N) -> (B, C)`` logits."""
+        return self.f(self.aggregate(objects, question, mask))
+
+    @torch.no_grad()
+    def relations(
+        self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Every pair's relation vector, for inspection and visualisation.
+
+        Returns:
+            ``(relations (B, N, N, G), valid (B, N, N) bool)``; pairs that the module does not use are zero.
+            ``relations.norm(dim=-1)`` gives the ``||g(o_i, o_j, q)||`` map that the showcase draws.
+        """
+        self._check(objects, question, mask)
+        B, N, _ = objects.shape
+        left, right = self._project(objects, question)
+        valid = self._valid_pairs(N, mask, objects.device)
+        valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
+        b, i, j = valid.nonzero(as_tuple=True)
+        out = left.new_zeros(B, N, N, self.relation_dim)
+        out[b, i, j] = self.g_rest(torch.relu(left[b, i] + right[b, j]))
+        return out, valid.clone()
+
+
+def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tensor | None = None,
+                           mask: Tensor | None = None) -> Tensor:
+    """The reference: a double loop over (i, j) through the unfactorised g. Slow; for tests only."""
+    B, N, _ = objects.shape
+    pairs = rn._pair_matrix(N, objects.device)
+    outs = []
+    for bi in range(B):
+        total = objects.new_zeros(rn.relation_dim)
+        count = 0
+        for i in range(N):
+            for j in range(N):
+                if pairs is not None and not pairs[i, j]:
+                    continue
+                if mask is not None and not (mask[bi, i] and mask[bi, j]):
+                    continue
+                parts = [objects[bi, i], objects[bi, j]] + ([question[bi]] if question is not None else [])
+                total = total + rn.g_rest(torch.relu(rn.g_in(torch.cat(parts))))
+                count += 1
+        if rn.reduce == "mean":
+            total = total / max(count, 1)
+        outs.append(total)
+    return rn.f(torch.stack(outs))
