@@ -1,0 +1,134 @@
+"""One checkpoint format for every task: a folder with ``model.safetensors`` and ``config.json``.
+
+``config.json`` holds everything needed to rebuild the model without pickle: ``{"format": "relnet-checkpoint",
+"version": 1, "task": ..., "model": {...constructor config...}, ...task extras (vocabularies, answer names)}``.
+A training checkpoint adds ``trainer.safetensors`` (optimiser tensors, RNG states) and ``trainer.json`` (step, epoch,
+scheduler and the non-tensor optimiser state), so that ``--resume`` continues exactly.
+
+Folders are written atomically: everything goes into a hidden sibling folder first, which then replaces the target
+by rename. A crash leaves either the old checkpoint or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from relnet.errors import UserError
+
+FORMAT = "relnet-checkpoint"
+FORMAT_VERSION = 1
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``path`` (rename), on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared or non-contiguous storage; clone views so every tensor owns its memory.
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def save_model(dir_: Path, model: torch.nn.Module, config: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` + ``config.json`` into an existing (temporary) folder."""
+    save_file(_contiguous(model.state_dict()), str(dir_ / "model.safetensors"))
+    (dir_ / "config.json").write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **config}, indent=2) + "\n")
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: dict[str, Any],
+                    trainer_state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None) -> Path:
+    """Atomically write a checkpoint folder (and, for a training checkpoint, the trainer state)."""
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        save_model(tmp, model, config)
+        if trainer_state is not None:
+            tensors, meta = trainer_state
+            save_file(_contiguous(tensors), str(tmp / "trainer.safetensors"))
+            (tmp / "trainer.json").write_text(json.dumps(meta) + "\n")
+    return path
+
+
+def read_config(path: str | os.PathLike, *, task: str | None = None) -> dict[str, Any]:
+    """Read and check ``config.json`` of a checkpoint folder; ``task`` must match when given."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"checkpoint {path} does not exist or is not a folder (expected model.safetensors + config.json)")
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise UserError(f"checkpoint {path}: config.json is missing")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"checkpoint {cfg_file}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise UserError(f"checkpoint {cfg_file}: not a relnet checkpoint (field 'format' must be {FORMAT!r})")
+    if config.get("version") != FORMAT_VERSION:
+        raise UserError(f"checkpoint {cfg_file}: format version {config.get('version')!r} is not supported")
+    if task is not None and config.get("task") != task:
+        raise UserError(f"checkpoint {path} is for task {config.get('task')!r}, not {task!r}")
+    if not isinstance(config.get("model"), dict):
+        raise UserError(f"checkpoint {cfg_file}: field 'model' is missing or not an object")
+    return config
+
+
+def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "model.safetensors") -> None:
+    """Load ``model.safetensors`` strictly; any missing, unexpected or mis-shaped tensor is a one-line UserError."""
+    file = Path(path) / name
+    if not file.is_file():
+        raise UserError(f"checkpoint {path}: {name} is missing")
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"checkpoint {file}: cannot read weights ({str(e).splitlines()[0]})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise UserError(f"checkpoint {file} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise UserError(f"checkpoint {file} does not fit the model: {k} has shape {tuple(v.shape)}, "
+                            f"the model expects {tuple(own[k].shape)}")
+    model.load_state_dict(state)
+
+
+def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    try:
+        return load_file(str(path / "trainer.safetensors")), json.loads((path / "trainer.json").read_text())
+    except (FileNotFoundError, SafetensorError, json.JSONDecodeError) as e:
+        raise UserError(f"checkpoint {path}: no usable trainer state to resume from ({e})") from None

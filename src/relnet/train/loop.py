@@ -1,0 +1,407 @@
+"""The one training loop every task plugs into.
+
+A task supplies a ``Task`` object (see the protocol below): how to build the model, how many training examples
+there are, how to turn a list of example indices into a batch, the summed loss of a batch, and an exact evaluation.
+The loop supplies the rest: optimiser and LR schedule, gradient accumulation and clipping, data order, progress bar,
+metrics log (JSONL + TensorBoard), learning-curve plot, atomic checkpoints and exact resume, and
+DistributedDataParallel when started under ``torchrun``.
+
+Exactness. Everything random is a pure function of (seed, step): the data order of epoch e is a permutation drawn
+from ``seed`` and ``e``; the augmentation generator of a micro-batch is seeded from (seed, step, rank, micro); the
+global torch RNG (dropout) is saved in each checkpoint. So a run resumed from step s computes the same steps s+1, ...
+as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from relnet.checkpoint import load_trainer_state, load_weights, save_checkpoint, write_json_atomic
+from relnet.errors import UserError
+from relnet.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class Task(Protocol):
+    """What a task provides to the training loop."""
+
+    name: str
+
+    def build_model(self) -> nn.Module: ...
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """``config.json`` content (minus format fields): ``task``, ``model`` config, vocabularies, ..."""
+
+    def train_size(self) -> int: ...
+
+    def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
+        """Collate the training examples ``indices`` (augmenting with ``generator`` when ``train``)."""
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        """Summed (not averaged) loss over the batch, plus summed statistics, e.g. ``{"correct": 57, "count": 64}``."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """Exact metrics over the whole evaluation set (counts, not means of batch means); includes ``accuracy``."""
+
+
+# -- distributed helpers ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Dist:
+    """Join the process group when started by ``torchrun`` (NCCL on GPUs, gloo on CPU); otherwise one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        return Dist(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device)
+
+
+# -- schedule and data order --------------------------------------------------------------------------------------
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate for optimiser step ``step`` (0-based)."""
+    if cfg.schedule == "step":  # start at lr, multiply by gamma every step_every steps, capped at max_lr
+        lr = cfg.lr * cfg.step_gamma ** (step // cfg.step_every if cfg.step_every > 0 else 0)
+        return min(lr, cfg.max_lr) if cfg.max_lr > 0 else lr
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    if cfg.schedule == "constant":
+        return cfg.lr * warm
+    if cfg.schedule == "cosine":
+        span = max(1, cfg.steps - cfg.warmup_steps)
+        progress = min(1.0, max(0.0, (step - cfg.warmup_steps) / span))
+        return warm * (cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress)))
+    raise UserError(f"--train.schedule={cfg.schedule}: expected constant, cosine or step")
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
+    """The examples of optimiser step ``step``: epochs are seeded permutations, the last partial batch is dropped."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise UserError(f"the training set has {n} examples, fewer than one batch of {batch_size}")
+    epoch, k = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    return perm[k * batch_size : (k + 1) * batch_size]
+
+
+def _micro_seed(seed: int, step: int, rank: int, micro: int) -> int:
+    return (seed * 1_000_003 + step) * 10_007 + rank * 101 + micro
+
+
+# -- optimiser state <-> safetensors ------------------------------------------------------------------------------
+
+
+def _pack_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for k, v in state.items():
+            if isinstance(v, Tensor):
+                tensors[f"optim.{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unpack_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
+    np_state = np.random.get_state()
+    meta = {"python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    return {"rng.torch": torch.get_rng_state()}, meta
+
+
+def _set_rng_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    py = meta["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npst = meta["numpy"]
+    np.random.set_state((npst[0], np.array(npst[1], dtype=np.uint32), *npst[2:]))
+
+
+# -- the loop ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    run_dir: Path
+    step: int
+    history: list[dict[str, Any]]
+    seconds: float
+    final_eval: dict[str, Any] | None
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise UserError(f"--train.optimizer={cfg.optimizer}: expected adam or adamw")
+
+
+def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_config: dict[str, Any] | None = None,
+          resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train ``task`` for ``cfg.steps`` optimiser steps, writing logs and checkpoints into ``run_dir``.
+
+    Args:
+        run_config: the resolved configuration to save as ``run_dir/config.json``.
+        resume: continue from ``run_dir/checkpoint`` if it exists (exactly: same data order, same RNG).
+        stop_after: stop (after checkpointing) once this step is reached; used to test interruption.
+    """
+    d = init_distributed()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoint"
+    metrics_file = run_dir / "metrics.jsonl"
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model = task.build_model().to(d.device)
+    opt = build_optimizer(cfg, model)
+    start_step = 0
+    history: list[dict[str, Any]] = []
+
+    if resume and (ckpt_dir / "trainer.json").is_file():
+        load_weights(ckpt_dir, model)
+        tensors, meta = load_trainer_state(ckpt_dir)
+        _unpack_optimizer(opt, tensors, meta["optimizer"])
+        _set_rng_state(tensors, meta["rng"])
+        start_step = int(meta["step"])
+        if metrics_file.is_file():  # keep the log of the steps the checkpoint covers, drop what came after it
+            history = [r for r in map(json.loads, metrics_file.read_text().splitlines()) if r["step"] <= start_step]
+        log.info("resumed %s at step %d", run_dir, start_step)
+    elif resume:
+        log.info("no checkpoint in %s: starting from scratch", ckpt_dir)
+
+    if d.world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+    micro = cfg.micro_batch_size or cfg.batch_size // d.world
+    if cfg.batch_size % (d.world * micro) != 0:
+        raise UserError(f"--train.batch_size={cfg.batch_size} is not a multiple of processes ({d.world}) x "
+                        f"micro_batch_size ({micro})")
+    accum = cfg.batch_size // (d.world * micro)
+
+    writer = None
+    if d.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_config is not None:
+            write_json_atomic(run_dir / "config.json", run_config)
+        with open(metrics_file, "w") as fh:  # rewritten: after a resume it holds exactly the covered steps
+            fh.writelines(json.dumps(r) + "\n" for r in history)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1 if start_step else None)
+        except ImportError:  # tensorboard is optional at run time
+            writer = None
+
+    def record(row: dict[str, Any]) -> None:
+        history.append(row)
+        if not d.main:
+            return
+        with open(metrics_file, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k, v in _flatten(row).items():
+                if k != "step" and isinstance(v, (int, float)):
+                    writer.add_scalar(k, v, row["step"])
+
+    def checkpoint(step: int) -> None:
+        if not d.main:
+            return
+        opt_tensors, opt_meta = _pack_optimizer(opt)
+        rng_tensors, rng_meta = _rng_state()
+        meta = {"step": step, "optimizer": opt_meta, "rng": rng_meta, "train_config": cfg.__dict__}
+        save_checkpoint(ckpt_dir, core, task.checkpoint_config(), ({**opt_tensors, **rng_tensors}, meta))
+
+    def evaluate(step: int) -> dict[str, Any] | None:
+        result = None
+        if d.main:
+            model.eval()
+            with torch.no_grad():
+                result = task.evaluate(core)
+            model.train()
+            record({"step": step, "kind": "eval", "elapsed": time.perf_counter() - t0 + elapsed_before, **result})
+        if d.world > 1:
+            dist.barrier()
+        return result
+
+    n = task.train_size()
+    elapsed_before = float(history[-1].get("elapsed", 0.0)) if history else 0.0
+    t0 = time.perf_counter()
+    final_eval = None
+    bar = None
+    if progress and d.main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
+    model.train()
+    run_loss, run_correct, run_count = 0.0, 0.0, 0.0
+    step = start_step
+    for step in range(start_step, cfg.steps):
+        lr = lr_at(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
+        mine = idx[d.rank * micro * accum : (d.rank + 1) * micro * accum]
+        opt.zero_grad(set_to_none=True)
+        for m in range(accum):
+            part = mine[m * micro : (m + 1) * micro]
+            g = torch.Generator().manual_seed(_micro_seed(cfg.seed, step, d.rank, m))
+            batch = task.batch(part, train=True, generator=g)
+            sync = m == accum - 1 or d.world == 1
+            ctx = model.no_sync() if (d.world > 1 and not sync) else _null()
+            with ctx:
+                loss_sum, stats = task.loss(model, batch)
+                # DDP averages gradients over processes; scale so the result is the mean over the effective batch.
+                (loss_sum * (d.world / cfg.batch_size)).backward()
+            run_loss += float(loss_sum)
+            run_correct += float(stats.get("correct", 0))
+            run_count += float(stats.get("count", len(part)))
+        if cfg.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+        opt.step()
+        done = step + 1
+        if bar is not None:
+            bar.update(1)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            totals = torch.tensor([run_loss, run_correct, run_count], dtype=torch.float64)
+            if d.world > 1:
+                dist.all_reduce(totals)
+            row = {"step": done, "kind": "train", "lr": lr, "loss": float(totals[0] / max(totals[2], 1)),
+                   "accuracy": float(totals[1] / max(totals[2], 1)), "epoch": done * cfg.batch_size / n,
+                   "elapsed": time.perf_counter() - t0 + elapsed_before}
+            record(row)
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}")
+            run_loss, run_correct, run_count = 0.0, 0.0, 0.0
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            final_eval = evaluate(done)
+            if bar is not None and final_eval is not None:
+                bar.write(f"step {done}: " + _short(final_eval))
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps or done == stop_after:
+            checkpoint(done)
+        if stop_after is not None and done >= stop_after:
+            break
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    seconds = time.perf_counter() - t0 + elapsed_before
+    if d.main:
+        try:
+            plot_curves(history, run_dir / "curve.png", title=task.name)
+        except Exception as e:  # a plot must never lose a finished run
+            log.warning("could not plot learning curves: %s", e)
+    return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    kind = row.get("kind", "")
+    for k, v in row.items():
+        if k in ("kind",):
+            continue
+        name = f"{prefix}{k}" if prefix else (f"{kind}/{k}" if kind and k != "step" else k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix=f"{name}/"))
+        else:
+            out[name] = v
+    return out
+
+
+def _short(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
+    """Training loss and accuracy, and every scalar evaluation metric, against optimiser steps (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train_rows = [r for r in history if r.get("kind") == "train"]
+    eval_rows = [r for r in history if r.get("kind") == "eval"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if train_rows:
+        ax1.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label="train loss")
+        ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.legend()
+    if train_rows:
+        ax2.plot([r["step"] for r in train_rows], [r["accuracy"] for r in train_rows], label="train", alpha=0.5)
+    keys = sorted({k for r in eval_rows for k, v in r.items() if isinstance(v, float) and k != "elapsed"})
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in eval_rows if k in r]
+        ax2.plot(*zip(*pts), marker=".", label=f"eval {k}")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1.01)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

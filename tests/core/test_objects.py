@@ -1,0 +1,94 @@
+"""Object builders and encoders: shapes, coordinates, packing, reversal, masking."""
+
+import torch
+
+from relnet import ConvObjects, ObjectMLP, QuestionLSTM, SentenceObjects, StateObjects
+from relnet.nn.objects import grid_coordinates
+from relnet.nn.questions import reverse_padded
+
+
+def test_conv_objects_paper_sizes():
+    conv = ConvObjects(channels=(24, 24, 24, 24))
+    objs, mask = conv(torch.randn(2, 3, 128, 128))
+    assert objs.shape == (2, 64, 26) and mask is None  # 128 -> 8x8 cells, 24 features + (x, y)
+    objs, _ = conv(torch.randn(2, 3, 75, 75))
+    assert objs.shape == (2, 25, 26)  # 75 -> 5x5
+    assert ConvObjects.output_size(75, 4) == 5 and ConvObjects.output_size(128, 4) == 8
+
+
+def test_grid_coordinates_span_and_order():
+    c = grid_coordinates(5, 5)
+    assert c.shape == (25, 2)
+    assert c.min() == -1 and c.max() == 1
+    torch.testing.assert_close(c[0], torch.tensor([-1.0, -1.0]))  # top-left
+    torch.testing.assert_close(c[4], torch.tensor([1.0, -1.0]))  # top-right: x grows along a row
+    torch.testing.assert_close(c[20], torch.tensor([-1.0, 1.0]))  # bottom-left
+    assert len({tuple(r.tolist()) for r in c}) == 25
+
+
+def test_conv_objects_coordinates_are_appended():
+    conv = ConvObjects(channels=(4, 4))
+    objs, _ = conv(torch.randn(1, 3, 20, 20))
+    torch.testing.assert_close(objs[0, :, -2:], grid_coordinates(5, 5))
+
+
+def test_question_lstm_padding_is_ignored():
+    torch.manual_seed(0)
+    enc = QuestionLSTM(vocab_size=20, embed_dim=8, hidden_dim=6)
+    tokens = torch.tensor([[3, 4, 5, 0, 0], [7, 8, 9, 10, 11]])
+    lengths = torch.tensor([3, 5])
+    out = enc(tokens, lengths)
+    alone = enc(tokens[:1, :3], lengths[:1])
+    torch.testing.assert_close(out[:1], alone)
+    other_padding = tokens.clone()
+    other_padding[0, 3:] = 12  # garbage after the end must not matter
+    torch.testing.assert_close(enc(other_padding, lengths), out)
+
+
+def test_question_lstm_reverse_reads_words_backwards():
+    torch.manual_seed(0)
+    fwd = QuestionLSTM(vocab_size=20, embed_dim=8, hidden_dim=6)
+    rev = QuestionLSTM(vocab_size=20, embed_dim=8, hidden_dim=6, reverse=True)
+    rev.load_state_dict(fwd.state_dict())
+    tokens = torch.tensor([[3, 4, 5, 0], [7, 8, 9, 10]])
+    lengths = torch.tensor([3, 4])
+    manual = torch.tensor([[5, 4, 3, 0], [10, 9, 8, 7]])
+    assert torch.equal(reverse_padded(tokens, lengths), manual)
+    torch.testing.assert_close(rev(tokens, lengths), fwd(manual, lengths))
+
+
+def test_sentence_objects_mask_and_tags():
+    torch.manual_seed(0)
+    enc = SentenceObjects(vocab_size=30, embed_dim=8, hidden_dim=6, max_sentences=4)
+    tokens = torch.randint(1, 30, (2, 4, 5))
+    lengths = torch.tensor([[0, 0, 2, 5], [1, 3, 4, 5]])
+    objs, mask = enc(tokens, lengths)
+    assert objs.shape == (2, 4, 6 + 4)
+    assert mask.tolist() == [[False, False, True, True], [True, True, True, True]]
+    assert (objs[0, :2, :6] == 0).all()
+    torch.testing.assert_close(objs[:, :, 6:], torch.eye(4).expand(2, 4, 4))
+    # a sentence's encoding does not depend on its neighbours
+    single = enc.encoder(tokens[0, 3:4], lengths[0, 3:4])
+    torch.testing.assert_close(objs[0, 3, :6], single[0])
+
+
+def test_sentence_objects_share_embedding():
+    q = QuestionLSTM(vocab_size=30, embed_dim=8, hidden_dim=6)
+    s = SentenceObjects(vocab_size=30, embed_dim=8, hidden_dim=6, max_sentences=3, embedding=q.embedding)
+    assert s.encoder.embedding is q.embedding
+
+
+def test_state_objects_one_hot_and_embedded():
+    cont = torch.randn(2, 3, 3)
+    cat = torch.tensor([[[0, 1], [2, 0], [1, 1]], [[0, 0], [0, 0], [2, 1]]])
+    onehot = StateObjects(continuous_dim=3, categorical={"color": 3, "shape": 2})
+    objs, _ = onehot(cont, cat)
+    assert objs.shape == (2, 3, 3 + 3 + 2) and onehot.object_dim == 8
+    assert objs[0, 1, 3:6].tolist() == [0, 0, 1] and objs[0, 1, 6:].tolist() == [1, 0]
+    emb = StateObjects(continuous_dim=3, categorical={"color": 3, "shape": 2}, embed_dim=4)
+    assert emb(cont, cat)[0].shape == (2, 3, 3 + 8)
+
+
+def test_object_mlp_baseline():
+    mlp = ObjectMLP(num_objects=25, object_dim=26, question_dim=11, hidden_dims=(32, 32), out_dim=10)
+    assert mlp(torch.randn(4, 25, 26), torch.randn(4, 11)).shape == (4, 10)
