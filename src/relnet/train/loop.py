@@ -307,7 +307,7 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
                 loss_sum, stats = task.loss(model, batch)
                 # DDP averages gradients over processes; scale so the result is the mean over the effective batch.
                 (loss_sum * (d.world / cfg.batch_size)).backward()
-            run_loss += float(loss_sum)
+            run_loss += float(loss_sum.detach())
             run_correct += float(stats.get("correct", 0))
             run_count += float(stats.get("count", len(part)))
         if cfg.clip_grad_norm > 0:

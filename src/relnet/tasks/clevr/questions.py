@@ -16,10 +16,13 @@ Instantiating a template on a scene:
   is the <S>"). Candidates are grouped by the output they produce; groups are tried in random order and each group is
   written with one random description (first a random number of named attributes, then a random combination).
 - Rejected: ``*unique`` nodes that do not see exactly one object; a filter that names a value but removes nothing
-  (redundant); ``OUT_NEQ`` constraints (the two nodes must give different outputs, e.g. two different objects);
+  (redundant); ``OUT_NEQ`` constraints: the two nodes must select different objects / object sets (for
+  ``filter_count``-like nodes we compare the filtered sets, not the counts, so "equal number of A and B" stays
+  answerable with yes);
   an answer already over-represented in its family (below); the same question text twice for one image.
 - Answer balance: per family we keep answer counts; an answer is refused when its count exceeds
-  ``1.1 * m + 5`` where ``m`` is the lower median of the counts of the answers seen so far in that family. The search
+  ``1.1 * m + 2`` where ``m`` is the lower median of the family's answer counts, taken over every possible answer
+  for yes/no and attribute questions and over the answers seen so far for counts. The search
   then backtracks to find another answer (bounded by ``max_steps`` node visits per attempt).
 - Text: a random text variant; ``[optional words]`` kept with probability 1/2; empty shape -> "thing"/"object";
   synonyms from ``synonyms.json`` for shapes, sizes, materials and relations ("left" -> "left of" | "to the left
@@ -57,7 +60,6 @@ from relnet.tasks.clevr.programs import (
 _PARAM_ATTR = {"Size": "size", "Color": "color", "Material": "material", "Shape": "shape"}
 _FILTER_TYPES = {"filter", "filter_unique", "filter_count", "filter_exist"}
 _RELATE_FILTER_TYPES = {"relate_filter", "relate_filter_unique", "relate_filter_count", "relate_filter_exist"}
-# possible answers of each terminal function (used only to document; balance uses the answers seen)
 _VOWEL_RE = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])")
 
 
@@ -119,13 +121,14 @@ class _Balance:
     answers: list[dict[str, int]] = field(default_factory=lambda: [dict() for _ in range(len(load_templates()))])
     family_counts: np.ndarray = field(default_factory=lambda: np.zeros(len(load_templates()), dtype=np.int64))
     ratio: float = 1.1
-    slack: int = 5
+    slack: int = 2
 
-    def allows(self, family: int, answer: str) -> bool:
+    def allows(self, family: int, answer: str, domain: tuple[str, ...] | None) -> bool:
+        """``domain``: every possible answer (yes/no, attribute values) or None to use the answers seen (counts)."""
         counts = self.answers[family]
         if not counts:
             return True
-        seen = sorted(counts.values())
+        seen = sorted(counts.get(a, 0) for a in domain) if domain else sorted(counts.values())
         lower_median = seen[(len(seen) - 1) // 2]
         return counts.get(answer, 0) <= self.ratio * lower_median + self.slack
 
@@ -148,15 +151,24 @@ class _Search:
         self.steps = 0
         self.null = {p for c in template["constraints"] if c["type"] == "NULL" for p in c["params"]}
         self.neq: dict[int, list[int]] = {}
+        self.neq_nodes: set[int] = set()
+        last = self.nodes[-1]["type"]
+        if last.startswith("query_"):
+            self.domain: tuple[str, ...] | None = attribute_values()[last[6:]]
+        elif last.endswith(("exist", "equal_integer", "less_than", "greater_than")) or last.startswith("equal_"):
+            self.domain = ("yes", "no")
+        else:
+            self.domain = None  # counts: balance over the answers seen so far
         for c in template["constraints"]:
             if c["type"] == "OUT_NEQ":
                 i, j = c["params"]
                 self.neq.setdefault(max(i, j), []).append(min(i, j))
+                self.neq_nodes.update((i, j))
             elif c["type"] != "NULL":
                 raise ValueError(f"unknown constraint type {c['type']!r} in {template['template_filename']}")
 
     # -- candidates for a node with side inputs: list of (assignment dict, output) -----------------------------
-    def _filter_candidates(self, params: list[str], base: int, kind: str, allow_empty: bool):
+    def _filter_candidates(self, params: list[str], base: int, kind: str):
         """Filter ``base`` by every allowed combination; kind in set/unique/count/exist."""
         nulls = [p in self.null for p in params]
         out = []
@@ -176,30 +188,31 @@ class _Search:
                 value = res != 0
             else:
                 value = res
-            out.append((dict(zip(params, combo)), value))
+            out.append((dict(zip(params, combo)), value, res))
         return out
 
-    def _candidates(self, node: dict, args: list) -> list[tuple[dict, Any]]:
+    def _candidates(self, node: dict, args: list) -> list[tuple[dict, Any, int]]:
+        """(assignment, output, object-set key) for every allowed parameter choice of ``node``."""
         t = node["type"]
         side = node["side_inputs"]
         if t in _FILTER_TYPES:
             kind = {"filter": "set", "filter_unique": "unique", "filter_count": "count", "filter_exist": "exist"}[t]
-            return self._filter_candidates(side, args[0], kind, True)
+            return self._filter_candidates(side, args[0], kind)
         if t in _RELATE_FILTER_TYPES:
             kind = {"relate_filter": "set", "relate_filter_unique": "unique", "relate_filter_count": "count",
                     "relate_filter_exist": "exist"}[t]
             out = []
             for r in relations():
-                for assign, value in self._filter_candidates(side[1:], self.idx.rel[r][args[0]], kind, True):
+                for assign, value, key in self._filter_candidates(side[1:], self.idx.rel[r][args[0]], kind):
                     assign[side[0]] = r
-                    out.append((assign, value))
+                    out.append((assign, value, key))
             return out
         if t == "relate":
-            return [({side[0]: r}, self.idx.rel[r][args[0]]) for r in relations()]
+            return [({side[0]: r}, self.idx.rel[r][args[0]], self.idx.rel[r][args[0]]) for r in relations()]
         if t.startswith("filter_") and t[7:] in ATTRIBUTES:  # single-attribute filter, value from a parameter
             a = t[7:]
-            return [({side[0]: v}, args[0] & self.idx.value_mask[a][v]) for v in attribute_values()[a]
-                    if args[0] & self.idx.value_mask[a][v] != args[0]]
+            outs = [({side[0]: v}, args[0] & self.idx.value_mask[a][v]) for v in attribute_values()[a]]
+            return [(asg, m, m) for asg, m in outs if m != args[0]]
         raise ValueError(f"template node type {t!r} with side inputs is not supported")
 
     def _plain(self, t: str, args: list) -> Any:
@@ -233,15 +246,15 @@ class _Search:
 
     def run(self) -> tuple[dict, str] | None:
         """Return (parameter assignment, answer) or None when no valid, balanced question was found."""
-        return self._dfs(0, [], {})
+        return self._dfs(0, [], [], {})
 
-    def _dfs(self, k: int, outs: list, assign: dict) -> tuple[dict, str] | None:
+    def _dfs(self, k: int, outs: list, keys: list, assign: dict) -> tuple[dict, str] | None:
         self.steps += 1
         if self.steps > self.max_steps:
             return None
         if k == len(self.nodes):
             answer = answer_str(outs[-1])
-            if not self.balance.allows(self.t["family_index"], answer):
+            if not self.balance.allows(self.t["family_index"], answer, self.domain):
                 return None
             return assign, answer
         node = self.nodes[k]
@@ -251,18 +264,20 @@ class _Search:
                 value = self._plain(node["type"], args)
             except ProgramFailure:
                 return None
-            groups = [[({}, value)]]
+            choices = [({}, value, value)]
         else:
-            by_out: dict[Any, list[dict]] = {}
-            for a, v in self._candidates(node, args):
-                by_out.setdefault(v, []).append(a)
-            groups = list(by_out.items())
+            # group by output (and by object set where an OUT_NEQ constraint looks at this node)
+            by_out: dict[Any, list] = {}
+            exact = k in self.neq_nodes
+            for a, v, key in self._candidates(node, args):
+                by_out.setdefault((v, key) if exact else v, [v, key, []])[2].append(a)
+            groups = list(by_out.values())
             order = self.rng.permutation(len(groups))
-            groups = [[(self._pick(groups[i][1]), groups[i][0])] for i in order]
-        for [(a, value)] in groups:
-            if any(outs[j] == value for j in self.neq.get(k, [])):
+            choices = [(self._pick(groups[i][2]), groups[i][0], groups[i][1]) for i in order]
+        for a, value, key in choices:
+            if any(keys[j] == key for j in self.neq.get(k, [])):
                 continue
-            res = self._dfs(k + 1, outs + [value], {**assign, **a})
+            res = self._dfs(k + 1, outs + [value], keys + [key], {**assign, **a})
             if res is not None:
                 return res
             if self.steps > self.max_steps:
@@ -300,12 +315,10 @@ def expand_program(template: dict, assign: dict) -> list[dict]:
                     emit(f"filter_{a}", ins, [assign[p]])
                     ins = [len(program) - 1]
             tail = {"filter": None, "filter_unique": "unique", "filter_count": "count", "filter_exist": "exist"}[t]
-            if tail is not None:
-                emit(tail, ins, [])
-            elif not program or ins != [len(program) - 1]:
-                # an empty filter on an input: the set passes through unchanged, point at it
+            if tail is None:  # a plain filter is its last primitive (or its input when all values are empty)
                 where.append(ins[0])
                 continue
+            emit(tail, ins, [])
         else:
             emit(t, ins, [assign[p] for p in side])
         where.append(len(program) - 1)

@@ -48,31 +48,46 @@ BASE_HEIGHT = 320
 # mean of the 1,000 per-scene (jittered) camera locations; the focal length is the least-squares fit over all
 # 6,455 objects with per-scene cameras. Both agree with Blender's default camera, (7.4811, -6.5076, 5.3437) and
 # 35/32*480 = 525 px.
-CAMERA_LOCATION = (7.4866, -6.5038, 5.3255)
+CAMERA_LOCATION = (7.4866, -6.5037, 5.3256)
 CAMERA_FOCAL = 525.0
 #: The generator's ``--camera_jitter``: each coordinate of the camera moves by U(-J, J) per scene.
 CAMERA_JITTER = 0.5
 #: The point the camera tracks (Track-To constraint); the real scenes' optical axes all hit it within 0.01.
 CAMERA_TARGET = (0.0, 0.0, 0.0)
 
-#: Half side of a cube relative to its size radius (judged against the real images).
-CUBE_HALF_SIDE = 0.7
+#: The ``directions`` entry of every real scene (identical in all 1,000 real scenes, to the last bit). The official
+#: generator computes them from ``camera.matrix_world`` right after jittering the camera's location, before Blender
+#: refreshes that matrix, so they are the *un-jittered* camera's axes even though ``pixel_coords`` (computed after
+#: the objects were added) use the jittered camera. We copy that behaviour: sampled scenes carry these directions.
+DIRECTIONS = {
+    "right": [0.6563112735748291, 0.7544902563095093, -0.0],
+    "behind": [-0.754490315914154, 0.6563112735748291, 0.0],
+    "above": [0.0, 0.0, 1.0],
+    "below": [-0.0, -0.0, -1.0],
+    "left": [-0.6563112735748291, -0.7544902563095093, 0.0],
+    "front": [0.754490315914154, -0.6563112735748291, -0.0],
+}
+
+#: Half side of a cube relative to its size radius (measured on the real images: a large cube is ~0.93 as wide
+#: as a large cylinder seen the same way). Cubes are drawn resting on the floor (centre z = half side).
+CUBE_HALF_SIDE = 0.93
 
 # Shading constants (display-independent; tuned by eye and by the colour statistics in the tests).
-_LIGHT_DIR = np.array([-0.45, -0.85, 1.1])  # towards the key light: camera-left, a bit in front, above
+_LIGHT_DIR = np.array([-0.1, -1.0, 1.3])  # towards the key light: camera-left, in front, above
 _LIGHT_DIR = _LIGHT_DIR / np.linalg.norm(_LIGHT_DIR)
-_AMBIENT = 0.35
-_KEY = 0.95
-_SHADOW_STRENGTH = 0.45
+_AMBIENT = 0.19
+_KEY = 0.52
+_LIGHT_TINT = np.array([1.0, 0.98, 0.93])  # the real images' light is slightly warm
+_SHADOW_STRENGTH = 0.22
 
 # Floor/backdrop colour as a quadratic in normalised screen coordinates (x, y in [0, 1] across the 480x320
 # frame): value = c0 + c1 x + c2 y + c3 x^2 + c4 x y + c5 y^2, one row per RGB channel, in display units 0..255.
 # Fitted by ``fit_background`` on the 26 real images (per-pixel median over images, so objects drop out).
 BACKGROUND_COEFFS = np.array(
     [
-        [103.0, 0.0, 10.0, 0.0, 0.0, 35.0],
-        [103.0, 0.0, 10.0, 0.0, 0.0, 33.0],
-        [103.0, 0.0, 10.0, 0.0, 0.0, 30.0],
+        [103.2, 15.1, 35.9, -29.6, 42.7, -17.7],
+        [102.8, 15.1, 40.4, -29.4, 38.8, -22.7],
+        [102.6, 12.3, 50.7, -27.3, 34.0, -33.6],
     ]
 )
 
@@ -253,11 +268,11 @@ def fit_camera(scenes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             errs.append(np.linalg.norm(cam.project(pts)[:, :2] - pix[:, :2], axis=1))
         return np.array(locs), np.concatenate(errs)
 
-    lo, hi = 480.0, 570.0
+    lo, hi = 500.0, 550.0
     g = (math.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fb = (per_scene(x)[1].__pow__(2).mean() for x in (a, b))
-    for _ in range(18):
+    for _ in range(12):
         if fa < fb:
             hi, b, fb = b, a, fa
             a = hi - g * (hi - lo)
@@ -280,3 +295,292 @@ def fit_camera(scenes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "single_mean_px": float(serr.mean()),
         "single_max_px": float(serr.max()),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ray casting
+# ---------------------------------------------------------------------------------------------------------------
+
+_SHAPE_CODES = {"sphere": 0, "cube": 1, "cylinder": 2}
+
+
+@dataclass(frozen=True)
+class _Objects:
+    """Scene objects as arrays. Shapes: centre (N, 3), radius (N,), shape (N,) int code, angle (N,) radians."""
+
+    centre: np.ndarray
+    radius: np.ndarray
+    shape: np.ndarray
+    angle: np.ndarray
+
+
+def _objects_from_scene(scene: Mapping[str, Any]) -> _Objects:
+    sizes = load_properties()["sizes"]
+    objs = scene.get("objects", [])
+    centre = np.array([o["3d_coords"] for o in objs], dtype=np.float64).reshape(-1, 3)
+    radius = np.array([float(sizes[o["size"]]) for o in objs], dtype=np.float64)
+    shape = np.array([_SHAPE_CODES[o["shape"]] for o in objs], dtype=np.int64)
+    # the official generator writes degrees into a radians field: the real turn is `rotation` radians
+    angle = np.array([float(o.get("rotation", 0.0)) for o in objs], dtype=np.float64)
+    return _Objects(centre=centre, radius=radius, shape=shape, angle=angle)
+
+
+def _camera_rays(cam: Camera, width: int, height: int, supersample: int) -> np.ndarray:
+    """Unit ray directions through pixel centres (sub-pixel centres when supersampling).
+
+    Shapes: -> (height*s, width*s, 3) world directions, ``s = supersample``.
+    """
+    hs, ws = height * supersample, width * supersample
+    u = (np.arange(ws) + 0.5) * (BASE_WIDTH / ws)  # same field of view whatever the output size
+    v = (np.arange(hs) + 0.5) * (BASE_HEIGHT / hs)
+    x = (u - BASE_WIDTH / 2) / cam.focal
+    y = -(v - BASE_HEIGHT / 2) / cam.focal
+    d = np.empty((hs, ws, 3))
+    d[..., 0] = x[None, :]
+    d[..., 1] = y[:, None]
+    d[..., 2] = -1.0
+    d = d @ cam.rotation()  # camera -> world: R^T d, written as d R for row vectors
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    return d
+
+
+def _intersect(origin: np.ndarray, dirs: np.ndarray, obj: _Objects, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ray hits with object ``k``: distance (inf where missed) and unit world normal.
+
+    ``origin`` is (3,) or (M, 3); ``dirs`` (M, 3). Returns t (M,), normal (M, 3).
+    """
+    c, r, shape = obj.centre[k], obj.radius[k], obj.shape[k]
+    o = origin - c  # (M, 3) or (3,)
+    m = dirs.shape[0]
+    inf = np.full(m, np.inf)
+    eps = 1e-6
+    if shape == 0:  # sphere
+        b = dirs @ o if o.ndim == 1 else np.einsum("mi,mi->m", dirs, o)
+        cc = (o * o).sum(-1) - r * r
+        disc = b * b - cc
+        with np.errstate(invalid="ignore"):
+            t = -b - np.sqrt(disc)
+        t = np.where((disc > 0) & (t > eps), t, inf)
+        p = o + t[:, None] * dirs
+        n = p / r
+        return t, n
+    if shape == 1:  # cube: a slab test in the cube's frame (turned by angle about z)
+        h = CUBE_HALF_SIDE * r
+        o = o + np.array([0.0, 0.0, c[2] - h])  # rest on the floor: the box centre is at z = h, not z = r
+        ca, sa = math.cos(obj.angle[k]), math.sin(obj.angle[k])
+        rot = np.array([[ca, sa, 0.0], [-sa, ca, 0.0], [0.0, 0.0, 1.0]])  # world -> local: Rz(-angle)
+        ol = o @ rot.T
+        dl = dirs @ rot.T
+        dl = np.where(np.abs(dl) < 1e-12, 1e-12, dl)
+        t1 = (-h - ol) / dl
+        t2 = (h - ol) / dl
+        tnear = np.minimum(t1, t2)
+        tfar = np.maximum(t1, t2).min(-1)
+        axis = tnear.argmax(-1)
+        tmin = tnear.max(-1)
+        hit = (tmin <= tfar) & (tmin > eps)
+        t = np.where(hit, tmin, inf)
+        nl = np.zeros((m, 3))
+        nl[np.arange(m), axis] = -np.sign(dl[np.arange(m), axis])
+        return t, nl @ rot  # local -> world: Rz(angle)
+    # cylinder: radius r, from z = 0 to z = 2r, vertical axis
+    if o.ndim == 1:
+        o = np.broadcast_to(o, dirs.shape)
+    a = dirs[:, 0] ** 2 + dirs[:, 1] ** 2
+    b = o[:, 0] * dirs[:, 0] + o[:, 1] * dirs[:, 1]
+    cc = o[:, 0] ** 2 + o[:, 1] ** 2 - r * r
+    disc = b * b - a * cc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ts = (-b - np.sqrt(disc)) / a
+    zs = o[:, 2] + ts * dirs[:, 2]
+    side = (disc > 0) & (ts > eps) & (np.abs(zs) <= r)
+    ts = np.where(side, ts, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tc = (r - o[:, 2]) / dirs[:, 2]  # top cap at local z = +r
+    pc = o[:, :2] + tc[:, None] * dirs[:, :2]
+    cap = (tc > eps) & ((pc**2).sum(-1) <= r * r)
+    tc = np.where(cap, tc, np.inf)
+    t = np.minimum(ts, tc)
+    p = o + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs
+    n = np.zeros((m, 3))
+    n[:, :2] = p[:, :2] / r
+    top = tc <= ts
+    n[top] = (0.0, 0.0, 1.0)
+    return t, n
+
+
+def _bounds_mask(cam: Camera, obj: _Objects, k: int, dirs_flat: np.ndarray) -> np.ndarray:
+    """Rays that can hit object ``k`` (inside a cone around its bounding sphere): a cheap cull."""
+    c = obj.centre[k] - np.asarray(cam.location)
+    dist = np.linalg.norm(c)
+    rb = obj.radius[k] * (math.sqrt(3) * CUBE_HALF_SIDE + 0.1 if obj.shape[k] == 1 else math.sqrt(2)) * 1.01
+    cos_lim = math.cos(math.asin(min(1.0, rb / dist)))
+    return dirs_flat @ (c / dist) >= cos_lim
+
+
+def trace(
+    cam: Camera, obj: _Objects, dirs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Primary rays from the camera: nearest hit per ray.
+
+    Shapes: dirs (M, 3) -> t (M,) (ground where id is -1; inf where nothing is hit), id (M,) int (-1 ground),
+    normal (M, 3).
+    """
+    origin = np.asarray(cam.location, dtype=np.float64)
+    m = dirs.shape[0]
+    with np.errstate(divide="ignore"):
+        tg = np.where(dirs[:, 2] < -1e-9, -origin[2] / dirs[:, 2], np.inf)
+    t = tg.copy()
+    ids = np.full(m, -1, dtype=np.int64)
+    normal = np.zeros((m, 3))
+    normal[:, 2] = 1.0
+    for k in range(len(obj.radius)):
+        sel = np.flatnonzero(_bounds_mask(cam, obj, k, dirs))
+        if sel.size == 0:
+            continue
+        tk, nk = _intersect(origin, dirs[sel], obj, k)
+        better = tk < t[sel]
+        idx = sel[better]
+        t[idx] = tk[better]
+        ids[idx] = k
+        normal[idx] = nk[better]
+    return t, ids, normal
+
+
+def _in_shadow(points: np.ndarray, obj: _Objects, light: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+    """Whether the segment from each point towards the (directional) light hits an object. (M, 3) -> (M,) bool."""
+    m = points.shape[0]
+    shadow = np.zeros(m, dtype=bool)
+    dirs = np.broadcast_to(light, (m, 3))
+    for k in range(len(obj.radius)):
+        cand = ~shadow if skip is None else (~shadow & (skip != k))
+        # cull: the object's bounding sphere must be near the shadow ray
+        c = obj.centre[k]
+        rel = c - points
+        along = rel @ light
+        perp2 = (rel * rel).sum(-1) - along**2
+        rb = obj.radius[k] * (math.sqrt(3) * CUBE_HALF_SIDE + 0.1 if obj.shape[k] == 1 else math.sqrt(2))
+        cand &= (along > -rb) & (perp2 <= rb * rb)
+        sel = np.flatnonzero(cand)
+        if sel.size == 0:
+            continue
+        tk, _ = _intersect(points[sel], dirs[sel], obj, k)
+        shadow[sel[np.isfinite(tk)]] = True
+    return shadow
+
+
+def background(width: int, height: int, coeffs: np.ndarray = BACKGROUND_COEFFS) -> np.ndarray:
+    """Unshadowed floor/backdrop colour, display units 0..255. Shapes: -> (height, width, 3) float."""
+    x = (np.arange(width) + 0.5) / width
+    y = (np.arange(height) + 0.5) / height
+    xx, yy = np.meshgrid(x, y)
+    feats = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1)  # (H, W, 6)
+    return feats @ np.asarray(coeffs).T
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    return np.clip(c, 0.0, 1.0) ** 2.2
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    return np.clip(c, 0.0, 1.0) ** (1 / 2.2)
+
+
+def render_scene(
+    scene: Mapping[str, Any], *, width: int = 480, height: int = 320, supersample: int | None = None
+) -> np.ndarray:
+    """Render a CLEVR scene dict (official schema) to an RGB image.
+
+    The camera is recovered from the scene (:func:`camera_for_scene`); colours come from ``properties.json``
+    (treated, as Blender does, as linear albedo). Rubber is Lambert-shaded with a faint sheen, metal reflects a
+    grey environment with a tinted highlight; the floor casts soft-edged shadows from one key light.
+
+    Args:
+        scene: a dict with ``objects`` (``3d_coords``, ``size``, ``shape``, ``color``, ``material``, ``rotation``)
+            and, ideally, ``directions`` and ``pixel_coords`` (to recover the jittered camera).
+        width, height: output size. The field of view is always that of the 480x320 original, so a 128x128
+            render equals a (much sharper) anisotropic resize of the full frame.
+        supersample: sub-pixel samples per axis (anti-aliasing); default 2 below 200k pixels, else 1.
+
+    Shapes:
+        -> ``np.ndarray`` uint8 ``(height, width, 3)``.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"render_scene: width and height must be positive, got {width}x{height}")
+    s = supersample if supersample is not None else (2 if width * height < 200_000 else 1)
+    props = load_properties()
+    cam = camera_for_scene(scene)
+    obj = _objects_from_scene(scene)
+    dirs = _camera_rays(cam, width, height, s).reshape(-1, 3)
+    t, ids, normal = trace(cam, obj, dirs)
+    origin = np.asarray(cam.location)
+    hit = origin + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs
+
+    hs, ws = height * s, width * s
+    out = _srgb_to_linear(background(ws, hs).reshape(-1, 3) / 255.0)
+    light = _LIGHT_DIR
+
+    ground = np.flatnonzero(ids < 0)
+    if ground.size and len(obj.radius):
+        sh = _in_shadow(hit[ground] + 1e-4 * np.array([0, 0, 1.0]), obj, light)
+        out[ground[sh]] *= 1.0 - _SHADOW_STRENGTH
+
+    on = np.flatnonzero(ids >= 0)
+    if on.size:
+        objs = scene["objects"]
+        albedo = np.array([[c / 255.0 for c in props["colors"][o["color"]]] for o in objs])[ids[on]]
+        metal = np.array([o["material"] == "metal" for o in objs])[ids[on]]
+        n = normal[on]
+        v = -dirs[on]
+        p = hit[on] + 1e-4 * n
+        ndl = np.clip(n @ light, 0.0, None)
+        lit = ~_in_shadow(p, obj, light, skip=ids[on])
+        diff = _AMBIENT * (0.6 + 0.4 * n[:, 2:3]) + _KEY * (ndl * lit)[:, None]
+        half = light + v
+        half /= np.linalg.norm(half, axis=1, keepdims=True)
+        ndh = np.clip((n * half).sum(1), 0.0, None)
+        # rubber: Lambert + faint broad sheen
+        col = albedo * diff + (0.04 * ndh**8 * lit)[:, None]
+        # metal: darker diffuse, grey environment reflection tinted by the colour, tight bright highlight
+        refl = dirs[on] - 2 * (dirs[on] * n).sum(1, keepdims=True) * n
+        env = np.where(refl[:, 2:3] > 0, 0.55 + 0.25 * refl[:, 2:3], 0.22)
+        fres = 0.25 + 0.75 * (1 - np.clip((n * v).sum(1), 0, 1))[:, None] ** 5
+        metal_col = albedo * (0.35 * diff + 0.9 * env) * (1 - 0.3 * fres) + 0.3 * fres * env
+        metal_col += (0.9 * ndh**80 * lit)[:, None] * (0.5 + 0.5 * albedo)
+        col = np.where(metal[:, None], 0.62 * metal_col, col) * _LIGHT_TINT
+        out[on] = col
+
+    img = _linear_to_srgb(out).reshape(hs, ws, 3)
+    if s > 1:
+        img = img.reshape(height, s, width, s, 3).mean(axis=(1, 3))
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def object_id_map(scene: Mapping[str, Any], *, width: int = 480, height: int = 320) -> np.ndarray:
+    """Which object each pixel centre sees (-1 for the floor), with the same camera as :func:`render_scene`.
+
+    Shapes: -> int64 ``(height, width)``.
+    """
+    cam = camera_for_scene(scene)
+    dirs = _camera_rays(cam, width, height, 1).reshape(-1, 3)
+    _, ids, _ = trace(cam, _objects_from_scene(scene), dirs)
+    return ids.reshape(height, width)
+
+
+def fit_background(images: Sequence[np.ndarray], *, step: int = 4) -> np.ndarray:
+    """Fit :data:`BACKGROUND_COEFFS` to real 480x320 CLEVR images.
+
+    The per-pixel median over the images removes the objects (they sit in different places); a quadratic in the
+    normalised screen coordinates is then fitted per channel by least squares on every ``step``-th pixel.
+
+    Shapes: images K arrays (H, W, 3 or 4) uint8 -> (3, 6) coefficients.
+    """
+    stack = np.stack([np.asarray(im)[..., :3] for im in images]).astype(np.float64)  # (K, H, W, 3)
+    med = np.median(stack, axis=0)[::step, ::step]  # (h, w, 3)
+    h, w = stack.shape[1:3]
+    y = (np.arange(0, h, step) + 0.5) / h
+    x = (np.arange(0, w, step) + 0.5) / w
+    xx, yy = np.meshgrid(x, y)
+    feats = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1).reshape(-1, 6)
+    coef, *_ = np.linalg.lstsq(feats, med.reshape(-1, 3), rcond=None)
+    return coef.T

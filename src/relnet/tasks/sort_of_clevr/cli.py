@@ -18,11 +18,13 @@ def add_commands(verbs: dict) -> None:
         "<out>/sort_of_clevr/<version>-<hash>/{train,test}.npz (reused when present).",
     )
     p.add_argument("--out", default=None, help="cache root (default: $RELNET_DATA or ./data)")
-    p.add_argument("--train-images", type=int, default=defaults.train_images, help="train images (default: %(default)s)")
+    p.add_argument("--train-images", type=int, default=defaults.train_images,
+                   help="train images (default: %(default)s)")
     p.add_argument("--test-images", type=int, default=defaults.test_images, help="test images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="base seed, >= 0 (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="regenerate even if the cache exists")
     p.set_defaults(func=run_data)
+    add_training_commands(verbs)
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -36,3 +38,110 @@ def run_data(args: argparse.Namespace) -> int:
         print(f"{split}: {n} images, {n * q} questions")
     print(f"time: {elapsed:.2f} s")
     return 0
+
+
+# -- train / eval / reproduce ----------------------------------------------------------------------------------------
+
+EVAL_SEED = 2026  # fresh test images for `relnet eval` and reports: a stream never used for training
+
+
+def add_training_commands(verbs: dict) -> None:
+    from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS
+
+    p = verbs["train"].add_parser(
+        "sort-of-clevr", help="train CNN+RN, CNN+MLP or a state-description RN on Sort-of-CLEVR",
+        description="Train on Sort-of-CLEVR. Any config field can be overridden: --train.lr=3e-4, "
+        "--model.g_dims=256,256, --data.train_images=2000 (see --show-config).")
+    p.add_argument("--model", choices=MODELS, default="rn")
+    p.add_argument("--preset", choices=PRESETS, default="fast")
+    p.add_argument("--out", default=None, help="run folder (default: runs/sort_of_clevr/<model>-<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train, accepts_overrides=True)
+
+    p = verbs["eval"].add_parser(
+        "sort-of-clevr", help="evaluate a checkpoint on freshly generated Sort-of-CLEVR images",
+        description="Generate K fresh test images with seed S and print accuracy overall, relational, "
+        "non-relational and per subtype.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--seed", type=int, default=EVAL_SEED)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--json", action="store_true", help="print one JSON object (the default output is a table)")
+    p.set_defaults(func=run_eval)
+
+    p = verbs["reproduce"].add_parser(
+        "sort-of-clevr", help="train CNN+RN and CNN+MLP and write reports/sort_of_clevr.md",
+        description="The paper's controlled experiment: CNN+RN vs CNN+MLP on relational and non-relational "
+        "questions, evaluated on fresh images; writes a report with the table, wall time, machine and seed.")
+    p.add_argument("--preset", choices=PRESETS, default="fast")
+    p.add_argument("--models", default="rn,mlp", help="comma-separated models to train (default: rn,mlp)")
+    p.add_argument("--runs", default="runs/sort_of_clevr", help="folder for the training runs")
+    p.add_argument("--report", default="reports/sort_of_clevr.md")
+    p.add_argument("--eval-images", type=int, default=1000)
+    p.add_argument("--eval-seed", type=int, default=EVAL_SEED)
+    p.add_argument("--resume", action="store_true", help="resume unfinished runs")
+    p.add_argument("--ship", action="store_true", help="also copy the trained models to checkpoints/sort_of_clevr/")
+    p.set_defaults(func=run_reproduce, accepts_overrides=True)
+
+
+def resolve_config(model: str, preset_name: str, overrides: list[str]):
+    from relnet.tasks.sort_of_clevr.model import preset
+    from relnet.train.config import apply_overrides
+
+    return apply_overrides(preset(preset_name, model), overrides)
+
+
+def train_one(cfg, out, *, resume: bool, progress: bool = True):
+    from relnet.tasks.sort_of_clevr.task import SortOfClevrTask
+    from relnet.train.config import to_dict
+    from relnet.train.loop import train
+
+    task = SortOfClevrTask(cfg)
+    return train(task, cfg.train, out, run_config=to_dict(cfg), resume=resume, progress=progress)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import json
+
+    from relnet.train.config import to_dict
+
+    cfg = resolve_config(args.model, args.preset, args.overrides)
+    if args.show_config:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    out = args.out or f"runs/sort_of_clevr/{args.model}-{args.preset}"
+    result = train_one(cfg, out, resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(result.run_dir / "checkpoint"),
+                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    return 0
+
+
+def evaluate_checkpoint(path, *, images: int, seed: int) -> dict:
+    from relnet.tasks.sort_of_clevr.task import evaluate, fresh_examples, load_model
+
+    model, config = load_model(path)
+    examples = fresh_examples(images=images, seed=seed, state=config["model"]["kind"] == "rn-state")
+    return {"task": "sort-of-clevr", "model": config["model"]["kind"], "seed": seed, "images": images,
+            **evaluate(model, examples)}
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    result = evaluate_checkpoint(args.checkpoint, images=args.images, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['n']} questions on {args.images} fresh images (seed {args.seed})")
+        print(f"accuracy {result['accuracy']:.4f}  relational {result['relational']:.4f}  "
+              f"non-relational {result['non_relational']:.4f}")
+        for k, v in result["by_subtype"].items():
+            print(f"  {k:9s} {v:.4f}")
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from relnet.tasks.sort_of_clevr.report import reproduce
+
+    return reproduce(args)

@@ -241,7 +241,8 @@ def render_images(centres: np.ndarray, shapes: np.ndarray, *, image_size: int = 
 # ------------------------------------------------------------------------------------------------------------ labels
 
 
-def answer_questions(centres: np.ndarray, shapes: np.ndarray, questions: np.ndarray, *, image_size: int = 75) -> np.ndarray:
+def answer_questions(centres: np.ndarray, shapes: np.ndarray, questions: np.ndarray, *,
+                     image_size: int = 75) -> np.ndarray:
     """Ground-truth answer index (into ``ANSWERS``) of each question about each scene (rules in the module docstring).
 
     Shapes:

@@ -1,0 +1,145 @@
+"""Sort-of-CLEVR models and presets: CNN+RN, CNN+MLP (the paper's baseline) and a state-description RN.
+
+Presets (``--preset``), all with the 11-bit question vector fed straight into g (no LSTM, as in the paper):
+
+=========  ==========================  ================  =========================  ==============================
+preset     CNN (3x3, stride 2, BN)     g                 f (+ linear to 10)         optimiser
+=========  ==========================  ================  =========================  ==============================
+paper      32, 64, 128, 256            4 x 2000          2000, 1000, 500, 100       Adam 1e-4, batch 64
+compact    24, 24, 24, 24              4 x 256           256, 256 (dropout 0.5)     Adam 1e-4, batch 64 (kimhc6028)
+fast       24, 24, 24, 24              3 x 128           256, 256 (dropout 0.1)     AdamW 2e-3, cosine, warm-up, batch 64, mean over pairs
+=========  ==========================  ================  =========================  ==============================
+
+``paper`` follows the paper's Sort-of-CLEVR section (far too slow for a CPU: ~50x the compact model's arithmetic
+per question). ``compact`` is the CLEVR-sized model that kimhc6028's public reproduction trains, so its throughput
+can be compared with theirs. ``fast`` was chosen by measurement on a 2-core CPU (see README and
+``benchmarks/RESULTS.md``): a narrower g (the first layer factorised, so 2 dense 128x128 layers per pair instead of
+3 of 256x256) costs ~6x less per question, and the mean over pairs with a higher learning rate and a cosine
+schedule trains stably where the sum at lr 1e-3 oscillated.
+
+The CNN+MLP baseline uses the same CNN; its MLP reads the flattened 5x5 feature map with coordinates plus the
+question through as many layers of the same widths as g and f together, so it has at least as many parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from relnet.errors import UserError
+from relnet.nn import ConvObjects, ObjectMLP, RelationNetwork
+from relnet.tasks.sort_of_clevr import data as soc
+from relnet.train.config import TrainConfig
+
+MODELS = ("rn", "mlp", "rn-state")
+PRESETS = ("paper", "compact", "fast")
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "rn"  # rn | mlp | rn-state
+    cnn_channels: tuple[int, ...] = (24, 24, 24, 24)
+    g_dims: tuple[int, ...] = (256, 256, 256, 256)
+    f_dims: tuple[int, ...] = (256, 256)
+    f_dropout: tuple[float, ...] = (0.0, 0.5)
+    reduce: str = "sum"
+
+
+@dataclass
+class DataConfig:
+    train_images: int = 9800
+    test_images: int = 200
+    seed: int = 1
+    root: str = ""  # cache root; "" = $RELNET_DATA or ./data
+
+
+@dataclass
+class RunConfig:
+    task: str = "sort-of-clevr"
+    preset: str = "fast"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def preset(name: str, kind: str = "rn") -> RunConfig:
+    """The run configuration of a named preset for model ``kind``."""
+    if name not in PRESETS:
+        raise UserError(f"--preset {name}: expected one of {', '.join(PRESETS)}")
+    if kind not in MODELS:
+        raise UserError(f"--model {kind}: expected one of {', '.join(MODELS)}")
+    if name == "paper":
+        model = ModelConfig(kind=kind, cnn_channels=(32, 64, 128, 256), g_dims=(2000,) * 4,
+                            f_dims=(2000, 1000, 500, 100), f_dropout=(0.0,) * 4)
+        train = TrainConfig(steps=30_000, batch_size=64, lr=1e-4, eval_every=1000, checkpoint_every=1000)
+    elif name == "compact":
+        model = ModelConfig(kind=kind)
+        train = TrainConfig(steps=61_250, batch_size=64, lr=1e-4, eval_every=1000, checkpoint_every=1000)
+    else:
+        model = ModelConfig(kind=kind, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.1), reduce="mean")
+        train = TrainConfig(steps=12_000, batch_size=64, lr=2e-3, optimizer="adamw", weight_decay=1e-4,
+                            schedule="cosine", warmup_steps=500, min_lr=2e-5, clip_grad_norm=5.0,
+                            eval_every=1000, checkpoint_every=1000, log_every=100)
+    if kind == "mlp":
+        train = dataclasses.replace(train, steps=min(train.steps, 6000))
+    return RunConfig(preset=name, model=model, train=train)
+
+
+class PixelModel(nn.Module):
+    """CNN objects from a 75x75 image, then an RN (``kind="rn"``) or an MLP over all cells (``kind="mlp"``).
+
+    Shapes: image ``(B, 3, 75, 75)`` float in [0, 1], question ``(B, 11)`` -> logits ``(B, 10)``.
+    """
+
+    def __init__(self, cfg: ModelConfig, image_size: int = 75) -> None:
+        super().__init__()
+        self.cnn = ConvObjects(channels=cfg.cnn_channels)
+        d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
+        if cfg.kind == "rn":
+            self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
+                                        g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
+                                        f_dropout=cfg.f_dropout, reduce=cfg.reduce)
+        else:
+            dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
+            dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
+            self.head = ObjectMLP(num_objects=d * d, object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
+                                  hidden_dims=dims, out_dim=soc.NUM_ANSWERS, dropout=dropout)
+
+    def objects(self, image: Tensor) -> Tensor:
+        return self.cnn(image)[0]  # (B, 25, C+2)
+
+    def forward(self, image: Tensor, question: Tensor) -> Tensor:
+        return self.head(self.objects(image), question)
+
+
+class StateModel(nn.Module):
+    """RN over the 6 state-description vectors (colour one-hot, shape one-hot, x, y).
+
+    Shapes: objects ``(B, 6, 10)``, question ``(B, 11)`` -> logits ``(B, 10)``.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.head = RelationNetwork(object_dim=10, question_dim=soc.QUESTION_DIM, g_dims=cfg.g_dims, f_dims=cfg.f_dims,
+                                    out_dim=soc.NUM_ANSWERS, f_dropout=cfg.f_dropout, reduce=cfg.reduce)
+
+    def objects(self, state: Tensor) -> Tensor:
+        return state
+
+    def forward(self, state: Tensor, question: Tensor) -> Tensor:
+        return self.head(state, question)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    if cfg.kind == "rn-state":
+        return StateModel(cfg)
+    if cfg.kind in ("rn", "mlp"):
+        return PixelModel(cfg)
+    raise UserError(f"model kind {cfg.kind!r}: expected one of {', '.join(MODELS)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
