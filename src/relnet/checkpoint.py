@@ -5,8 +5,11 @@
 A training checkpoint adds ``trainer.safetensors`` (optimiser tensors, RNG states) and ``trainer.json`` (step, epoch,
 scheduler and the non-tensor optimiser state), so that ``--resume`` continues exactly.
 
-Folders are written atomically: everything goes into a hidden sibling folder first, which then replaces the target
-by rename. A crash leaves either the old checkpoint or the new one, never a mix.
+Folders are written atomically: everything goes into a hidden sibling folder first (files fsynced), which then
+replaces the target by rename. POSIX cannot rename a folder over a non-empty one, so the old folder is first moved
+aside to ``.<name>.old-*``; a crash in the instant between the two renames leaves only that folder, and
+``recover_dir`` (called by every writer and by ``--resume``) puts it back. A crash therefore leaves either the old
+checkpoint or the new one, never a mix, and never nothing.
 """
 
 from __future__ import annotations
@@ -29,20 +32,59 @@ FORMAT = "relnet-checkpoint"
 FORMAT_VERSION = 1
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file or folder to disk (best effort: some file systems refuse fsync on folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def recover_dir(path: str | os.PathLike) -> bool:
+    """Undo the traces of an interrupted ``atomic_dir`` next to ``path``; True if an old folder was put back.
+
+    If ``path`` is missing but ``.<name>.old-*`` exists (a crash between the two renames), the newest such folder
+    becomes ``path`` again. Leftover ``.<name>.tmp-*`` folders (a crash while writing) are deleted.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        return False
+    restored = False
+    olds = sorted(parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not path.exists() and olds:
+        os.replace(olds.pop(), path)
+        restored = True
+    for junk in [*olds, *parent.glob(f".{path.name}.tmp-*")]:
+        shutil.rmtree(junk, ignore_errors=True)
+    return restored
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` (rename), on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
         os.replace(tmp, path)
+        _fsync(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -51,11 +93,23 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling file and a rename: readers see old or new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,8 +181,16 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "m
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read ``trainer.safetensors`` + ``trainer.json``; anything missing or unreadable is a one-line UserError."""
     path = Path(path)
     try:
-        return load_file(str(path / "trainer.safetensors")), json.loads((path / "trainer.json").read_text())
-    except (FileNotFoundError, SafetensorError, json.JSONDecodeError) as e:
-        raise UserError(f"checkpoint {path}: no usable trainer state to resume from ({e})") from None
+        tensors = load_file(str(path / "trainer.safetensors"))
+        meta = json.loads((path / "trainer.json").read_text())
+    except FileNotFoundError as e:
+        raise UserError(f"checkpoint {path}: {Path(e.filename or '?').name} is missing, cannot resume") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:  # JSON and UTF-8 errors are ValueErrors
+        raise UserError(f"checkpoint {path}: trainer state is unreadable, cannot resume ({str(e).splitlines()[0]})"
+                        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or meta["step"] < 0:
+        raise UserError(f"checkpoint {path / 'trainer.json'}: field 'step' is missing or not a non-negative integer")
+    return tensors, meta

@@ -7,9 +7,22 @@ metrics log (JSONL + TensorBoard), learning-curve plot, atomic checkpoints and e
 DistributedDataParallel when started under ``torchrun``.
 
 Exactness. Everything random is a pure function of (seed, step): the data order of epoch e is a permutation drawn
-from ``seed`` and ``e``; the augmentation generator of a micro-batch is seeded from (seed, step, rank, micro); the
-global torch RNG (dropout) is saved in each checkpoint. So a run resumed from step s computes the same steps s+1, ...
-as an uninterrupted run.
+from ``seed`` and ``e``; before each micro-batch both the augmentation generator handed to ``Task.batch`` and the
+global torch RNG (dropout) are seeded from (seed, step, global micro-batch index). A checkpoint also stores the
+optimiser, the Python/NumPy/torch RNG states and the partial sums of the current logging window, so a run resumed
+from step s logs exactly the rows an uninterrupted run logs (``metrics.jsonl`` is cut back to step s on resume and
+TensorBoard events after s are purged).
+
+Processes. Under ``torchrun`` with K processes, optimiser step t uses the same ``batch_size`` examples as a
+single-process run: the global batch is split into K*A micro-batches of ``micro_batch_size`` (A = accumulation
+steps), process r takes micro-batches r*A .. r*A+A-1 and seeds them by their global index. This is what a
+``DistributedSampler`` with ``set_epoch(e)`` gives (one permutation per epoch from the seed and epoch, disjoint
+shares per process), with two differences that make K interchangeable: each step's union over processes is a
+contiguous slice of the epoch permutation (so the examples of step t do not depend on K), and the last partial
+batch of an epoch is dropped rather than padded with repeats. With the same ``micro_batch_size``, K processes
+compute the same micro-batches, dropout masks and summed gradient as one process accumulating K*A micro-batches;
+parameters agree up to float summation order (tests/robust/test_ddp.py). Only rank 0 evaluates, logs, plots and
+writes checkpoints; the run folder must be on a file system every process can read (``--resume``).
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +43,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from relnet.checkpoint import load_trainer_state, load_weights, save_checkpoint, write_json_atomic
+from relnet.checkpoint import (load_trainer_state, load_weights, read_config, recover_dir, save_checkpoint,
+                               write_json_atomic, write_text_atomic)
 from relnet.errors import UserError
 from relnet.train.config import TrainConfig
 
@@ -86,7 +101,10 @@ def init_distributed() -> Dist:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # Rank 0 evaluates alone while the others wait at a barrier; a full CLEVR evaluation can outlast the
+        # default collective timeout (10 min for NCCL), so the limit is generous and configurable.
+        minutes = float(os.environ.get("RELNET_DIST_TIMEOUT_MIN", "180"))
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=minutes))
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device)
 
 
@@ -119,8 +137,43 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
     return perm[k * batch_size : (k + 1) * batch_size]
 
 
-def _micro_seed(seed: int, step: int, rank: int, micro: int) -> int:
-    return (seed * 1_000_003 + step) * 10_007 + rank * 101 + micro
+def _micro_seed(seed: int, step: int, micro: int) -> int:
+    """Seed of global micro-batch ``micro`` of optimiser step ``step`` (the same whatever the process count)."""
+    return ((seed * 1_000_003 + step) * 10_007 + micro) % (2**63 - 1)
+
+
+def validate_config(cfg: TrainConfig, world: int = 1) -> tuple[int, int]:
+    """Check ``cfg`` for ``world`` processes; return (micro_batch_size, accumulation steps) or raise UserError.
+
+    Task CLIs may call this before preparing data so that a bad option fails fast and leaves nothing behind.
+    """
+    positive = {"batch_size": cfg.batch_size}
+    non_negative = {"steps": cfg.steps, "micro_batch_size": cfg.micro_batch_size, "warmup_steps": cfg.warmup_steps,
+                    "step_every": cfg.step_every, "eval_every": cfg.eval_every, "log_every": cfg.log_every,
+                    "checkpoint_every": cfg.checkpoint_every, "threads": cfg.threads, "seed": cfg.seed}
+    for k, v in positive.items():
+        if v < 1:
+            raise UserError(f"--train.{k}={v}: must be at least 1")
+    for k, v in non_negative.items():
+        if v < 0:
+            raise UserError(f"--train.{k}={v}: must not be negative")
+    for k in ("lr", "weight_decay", "min_lr", "max_lr", "clip_grad_norm", "step_gamma"):
+        v = getattr(cfg, k)
+        if not math.isfinite(v) or v < 0:
+            raise UserError(f"--train.{k}={v}: must be a finite number >= 0")
+    if cfg.schedule not in ("constant", "cosine", "step"):
+        raise UserError(f"--train.schedule={cfg.schedule}: expected constant, cosine or step")
+    if cfg.optimizer not in ("adam", "adamw"):
+        raise UserError(f"--train.optimizer={cfg.optimizer}: expected adam or adamw")
+    micro = cfg.micro_batch_size or cfg.batch_size // world
+    if micro < 1 or cfg.batch_size % (world * micro) != 0:
+        raise UserError(f"--train.batch_size={cfg.batch_size} is not a multiple of processes ({world}) x "
+                        f"micro_batch_size ({micro or cfg.micro_batch_size})")
+    return micro, cfg.batch_size // (world * micro)
+
+
+def _every(done: int, period: int) -> bool:
+    return period > 0 and done % period == 0
 
 
 # -- optimiser state <-> safetensors ------------------------------------------------------------------------------
@@ -196,7 +249,9 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
         resume: continue from ``run_dir/checkpoint`` if it exists (exactly: same data order, same RNG).
         stop_after: stop (after checkpointing) once this step is reached; used to test interruption.
     """
+    validate_config(cfg)  # before joining a process group: a bad option must not leave the others waiting
     d = init_distributed()
+    micro, accum = validate_config(cfg, d.world)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir)
@@ -206,40 +261,42 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    model = task.build_model().to(d.device)
+    try:
+        model = task.build_model().to(d.device)
+    except (ValueError, TypeError) as e:  # the module constructors' own checks of a config the user wrote
+        raise UserError(f"{task.name}: the model config is inconsistent: {str(e).splitlines()[0]}") from None
     opt = build_optimizer(cfg, model)
     start_step = 0
     history: list[dict[str, Any]] = []
 
-    if resume and (ckpt_dir / "trainer.json").is_file():
-        load_weights(ckpt_dir, model)
-        tensors, meta = load_trainer_state(ckpt_dir)
-        _unpack_optimizer(opt, tensors, meta["optimizer"])
-        _set_rng_state(tensors, meta["rng"])
-        start_step = int(meta["step"])
-        if metrics_file.is_file():  # keep the log of the steps the checkpoint covers, drop what came after it
-            history = [r for r in map(json.loads, metrics_file.read_text().splitlines()) if r["step"] <= start_step]
+    window = [0.0, 0.0, 0.0]  # summed loss, correct, count since the last logged row
+    if resume and d.main:
+        recover_dir(ckpt_dir)  # a crash between the two renames of a checkpoint write leaves it aside
+    if d.world > 1:
+        dist.barrier()
+    if resume and ckpt_dir.exists():
+        start_step, window, history = _resume(task, cfg, model, opt, ckpt_dir, metrics_file, d)
         log.info("resumed %s at step %d", run_dir, start_step)
     elif resume:
         log.info("no checkpoint in %s: starting from scratch", ckpt_dir)
+    if d.world > 1:  # every process must resume from the same step (a run folder not shared between nodes would not)
+        steps = torch.tensor([start_step, -start_step], dtype=torch.int64, device=d.device)
+        dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+        if int(steps[0]) != -int(steps[1]):
+            raise UserError(f"--resume: processes found different checkpoints in {ckpt_dir} (steps {-int(steps[1])}"
+                            f"..{int(steps[0])}); the run folder must be on a file system shared by all nodes")
 
     if d.world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-    micro = cfg.micro_batch_size or cfg.batch_size // d.world
-    if cfg.batch_size % (d.world * micro) != 0:
-        raise UserError(f"--train.batch_size={cfg.batch_size} is not a multiple of processes ({d.world}) x "
-                        f"micro_batch_size ({micro})")
-    accum = cfg.batch_size // (d.world * micro)
 
     writer = None
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
             write_json_atomic(run_dir / "config.json", run_config)
-        with open(metrics_file, "w") as fh:  # rewritten: after a resume it holds exactly the covered steps
-            fh.writelines(json.dumps(r) + "\n" for r in history)
+        # rewritten (atomically): after a resume it holds exactly the steps the checkpoint covers
+        write_text_atomic(metrics_file, "".join(json.dumps(r) + "\n" for r in history))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -259,11 +316,15 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
                     writer.add_scalar(k, v, row["step"])
 
     def checkpoint(step: int) -> None:
+        totals = torch.tensor(window, dtype=torch.float64, device=d.device)
+        if d.world > 1:  # the open logging window, summed over processes (rank 0 carries it on resume)
+            dist.all_reduce(totals)
         if not d.main:
             return
         opt_tensors, opt_meta = _pack_optimizer(opt)
         rng_tensors, rng_meta = _rng_state()
-        meta = {"step": step, "optimizer": opt_meta, "rng": rng_meta, "train_config": cfg.__dict__}
+        meta = {"step": step, "window": totals.cpu().tolist(), "optimizer": opt_meta, "rng": rng_meta,
+                "train_config": dict(cfg.__dict__)}
         save_checkpoint(ckpt_dir, core, task.checkpoint_config(), ({**opt_tensors, **rng_tensors}, meta))
 
     def evaluate(step: int) -> dict[str, Any] | None:
@@ -288,18 +349,19 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
 
         bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
     model.train()
-    run_loss, run_correct, run_count = 0.0, 0.0, 0.0
     step = start_step
     for step in range(start_step, cfg.steps):
         lr = lr_at(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         idx = batch_indices(n, cfg.batch_size, step, cfg.seed)
-        mine = idx[d.rank * micro * accum : (d.rank + 1) * micro * accum]
         opt.zero_grad(set_to_none=True)
         for m in range(accum):
-            part = mine[m * micro : (m + 1) * micro]
-            g = torch.Generator().manual_seed(_micro_seed(cfg.seed, step, d.rank, m))
+            gm = d.rank * accum + m  # global micro-batch index: the same data and seeds whatever the process count
+            part = idx[gm * micro : (gm + 1) * micro]
+            seed = _micro_seed(cfg.seed, step, gm)
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # dropout masks (CPU and CUDA) depend on (seed, step, micro) only
             batch = task.batch(part, train=True, generator=g)
             sync = m == accum - 1 or d.world == 1
             ctx = model.no_sync() if (d.world > 1 and not sync) else _null()
@@ -307,17 +369,17 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
                 loss_sum, stats = task.loss(model, batch)
                 # DDP averages gradients over processes; scale so the result is the mean over the effective batch.
                 (loss_sum * (d.world / cfg.batch_size)).backward()
-            run_loss += float(loss_sum.detach())
-            run_correct += float(stats.get("correct", 0))
-            run_count += float(stats.get("count", len(part)))
+            window[0] += float(loss_sum.detach())
+            window[1] += float(stats.get("correct", 0))
+            window[2] += float(stats.get("count", len(part)))
         if cfg.clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
         opt.step()
         done = step + 1
         if bar is not None:
             bar.update(1)
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            totals = torch.tensor([run_loss, run_correct, run_count], dtype=torch.float64)
+        if _every(done, cfg.log_every) or done == cfg.steps:
+            totals = torch.tensor(window, dtype=torch.float64, device=d.device)  # NCCL reduces CUDA tensors only
             if d.world > 1:
                 dist.all_reduce(totals)
             row = {"step": done, "kind": "train", "lr": lr, "loss": float(totals[0] / max(totals[2], 1)),
@@ -326,12 +388,12 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
             record(row)
             if bar is not None:
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}")
-            run_loss, run_correct, run_count = 0.0, 0.0, 0.0
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+            window = [0.0, 0.0, 0.0]
+        if _every(done, cfg.eval_every) or done == cfg.steps:
             final_eval = evaluate(done)
             if bar is not None and final_eval is not None:
                 bar.write(f"step {done}: " + _short(final_eval))
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps or done == stop_after:
+        if _every(done, cfg.checkpoint_every) or done == cfg.steps or done == stop_after:
             checkpoint(done)
         if stop_after is not None and done >= stop_after:
             break
@@ -346,6 +408,38 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
         except Exception as e:  # a plot must never lose a finished run
             log.warning("could not plot learning curves: %s", e)
     return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
+
+
+def _resume(task: Task, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path,
+            metrics_file: Path, d: Dist) -> tuple[int, list[float], list[dict[str, Any]]]:
+    """Load a training checkpoint into ``model`` and ``opt``; return (step, logging window, metrics history)."""
+    expected = task.checkpoint_config().get("task")
+    read_config(ckpt_dir, task=expected if isinstance(expected, str) else None)
+    tensors, meta = load_trainer_state(ckpt_dir)
+    saved = meta.get("train_config") or {}
+    for key in ("seed", "batch_size"):  # these define the data order; changing them cannot continue the same run
+        if key in saved and saved[key] != getattr(cfg, key):
+            raise UserError(f"--resume: --train.{key}={getattr(cfg, key)} differs from the checkpoint's {saved[key]} "
+                            f"in {ckpt_dir}; use the original value or a new --out")
+    load_weights(ckpt_dir, model)
+    try:
+        _unpack_optimizer(opt, {k: v.to(d.device) for k, v in tensors.items()}, meta["optimizer"])
+        _set_rng_state(tensors, meta["rng"])
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise UserError(f"checkpoint {ckpt_dir}: trainer state does not fit this model/optimiser "
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    start_step = int(meta["step"])
+    window = [float(x) for x in meta.get("window", [0.0, 0.0, 0.0])] if d.main else [0.0, 0.0, 0.0]
+    history: list[dict[str, Any]] = []
+    if metrics_file.is_file():  # keep the rows of the steps the checkpoint covers, drop what came after it
+        for line in metrics_file.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the crash
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= start_step:
+                history.append(row)
+    return start_step, window, history
 
 
 class _null:

@@ -60,6 +60,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--size", type=_size, default=(480, 320), metavar="WxH", help="image size, 480x320 or 128")
     p.add_argument("--no-images", action="store_true", help="write questions and scenes only")
     p.set_defaults(func=run_data)
+    add_training_commands(verbs)
 
 
 def _write_png(path: Path, array) -> None:
@@ -131,3 +132,128 @@ def run_data(args: argparse.Namespace) -> int:
     print(json.dumps({"out": str(args.out), "split": split, "scenes": len(scenes), "questions": len(questions),
                       "images": n_images}))
     return 0
+
+
+# -- train / eval / reproduce ------------------------------------------------------------------------------------------
+
+def add_training_commands(verbs: dict) -> None:
+    from relnet.tasks.clevr.model import INPUTS, MODELS, PRESETS
+
+    p = verbs["train"].add_parser(
+        "clevr", help="train a state-description or pixel RN (or a baseline) on CLEVR-format data",
+        description="Train on a CLEVR-format folder (real CLEVR v1.0 or `relnet data clevr` output). The val split "
+        "is evaluated during training when present. Any config field can be overridden: --train.lr=3e-4, "
+        "--model.g_dims=256,256, --data.max_train_questions=10000 (see --show-config). Multi-GPU: "
+        "torchrun --nproc_per_node=K -m relnet.cli train clevr ... (--train.batch_size is the global batch).")
+    p.add_argument("--input", choices=INPUTS, default="state", help="state descriptions or pixels (default state)")
+    p.add_argument("--data", default=None, metavar="DIR", help="dataset root (questions/, scenes/, images/)")
+    p.add_argument("--model", choices=MODELS, default="rn")
+    p.add_argument("--preset", choices=PRESETS, default="fast")
+    p.add_argument("--out", default=None, help="run folder (default: runs/clevr/<input>-<model>-<preset>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train, accepts_overrides=True)
+
+    p = verbs["eval"].add_parser(
+        "clevr", help="evaluate a CLEVR checkpoint per question family",
+        description="Accuracy overall and per family (count, exist, compare_numbers, query_attribute, "
+        "compare_attribute) on a split of a CLEVR-format folder. State input needs only the scenes and "
+        "questions files.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset root in the official layout")
+    p.add_argument("--split", default="val")
+    p.add_argument("--input", choices=INPUTS, default=None, help="check that the checkpoint uses this input")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N questions (0 = all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the default output is a table)")
+    p.set_defaults(func=run_eval)
+
+    p = verbs["reproduce"].add_parser(
+        "clevr", help="generate CLEVR-format data, train the RN and the baselines, write reports/clevr.md",
+        description="Generate (or reuse) a CLEVR-format data set with `relnet data clevr` machinery (train scenes "
+        "and separate val scenes, never seen in training), train the RN and the Table 1 baselines, evaluate per "
+        "family on val and write a report next to the paper's Table 1.")
+    p.add_argument("--input", choices=INPUTS, default="state")
+    p.add_argument("--preset", choices=PRESETS, default="fast")
+    p.add_argument("--models", default="rn,mlp,lstm,qtype", help="comma-separated (default: rn,mlp,lstm,qtype)")
+    p.add_argument("--data", default="data/clevr_generated", metavar="DIR",
+                   help="dataset folder, generated if its files are missing (default: %(default)s)")
+    p.add_argument("--train-scenes", type=_positive, default=10_000)
+    p.add_argument("--val-scenes", type=_positive, default=1_000)
+    p.add_argument("--questions-per-scene", type=_positive, default=10)
+    p.add_argument("--seed", type=int, default=0, help="data seed: train uses seed, val seed + 1")
+    p.add_argument("--runs", default="runs/clevr", help="folder for the training runs")
+    p.add_argument("--report", default=None, help="default: reports/clevr.md (state), reports/clevr_pixels.md")
+    p.add_argument("--resume", action="store_true", help="resume unfinished runs")
+    p.add_argument("--ship", action="store_true", help="also copy the trained RN to checkpoints/clevr_<input>/rn/")
+    p.set_defaults(func=run_reproduce, accepts_overrides=True)
+
+
+def resolve_config(input: str, model: str, preset_name: str, data: str | None, overrides: list[str]):
+    from relnet.tasks.clevr.model import preset
+    from relnet.train.config import apply_overrides
+
+    cfg = preset(preset_name, input, model)
+    if data is not None:
+        cfg.data.root = str(data)
+    return apply_overrides(cfg, overrides)
+
+
+def train_one(cfg, out, *, resume: bool, progress: bool = True):
+    """Train one model (the Q-type prior is fitted by counting); returns a ``TrainResult``."""
+    import time
+
+    from relnet.checkpoint import save_checkpoint
+    from relnet.checkpoint import write_json_atomic as write_json
+    from relnet.tasks.clevr.task import ClevrTask
+    from relnet.train.config import to_dict
+    from relnet.train.loop import TrainResult, train
+
+    task = ClevrTask(cfg, progress=progress)
+    if cfg.model.kind != "qtype":
+        return train(task, cfg.train, out, run_config=to_dict(cfg), resume=resume, progress=progress)
+    t = time.perf_counter()
+    out = Path(out)
+    model = task.build_model()
+    save_checkpoint(out / "checkpoint", model, task.checkpoint_config())
+    write_json(out / "config.json", to_dict(cfg))
+    result = task.evaluate(model) or None
+    seconds = time.perf_counter() - t
+    history = [{"step": 0, "kind": "eval", "elapsed": seconds, **result}] if result else []
+    return TrainResult(model, out, 0, history, seconds, result)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from relnet.train.config import to_dict
+
+    cfg = resolve_config(args.input, args.model, args.preset, args.data, args.overrides)
+    if args.show_config:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    if not cfg.data.root:
+        raise UserError("--data DIR is required (a CLEVR-format folder; make one with `relnet data clevr`)")
+    out = args.out or f"runs/clevr/{args.input}-{args.model}-{args.preset}"
+    result = train_one(cfg, out, resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(Path(result.run_dir) / "checkpoint"),
+                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from relnet.tasks.clevr.task import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, input=args.input, limit=args.limit)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['n']} questions of split {args.split!r} ({result['input']} input, model {result['model']})")
+        print(f"accuracy {result['accuracy']:.4f}")
+        for k, v in result["by_family"].items():
+            print(f"  {k:18s} {v:.4f}")
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from relnet.tasks.clevr.report import reproduce
+
+    return reproduce(args)
