@@ -7,8 +7,9 @@ question vector of 8, 10 classes) with an RN of g = 2 x 64 and f = 64 (the first
 under activation checkpointing from N = 512).
 
 * Step table: for N in 8..1024, each N in a fresh subprocess with 1 thread; time per step is the median gap between
-  consecutive metrics rows after one warm-up step, peak memory is the process's peak RSS minus its RSS just before
-  training (the model, data and importing torch excluded).
+  consecutive metrics rows after one warm-up step; peak memory is the peak RSS during the steps (the kernel's
+  VmHWM, reset just before training and read before every batch) minus the RSS just before training, so the model,
+  data, imports and the end-of-run plot are excluded.
 * DDP table: ``torchrun --standalone --nproc_per_node=K`` (gloo) with K = 1 and 2, one thread per process, the same
   effective batch; examples per second over the steps after warm-up. 1 process with 2 threads is the reference for
   the same 2 cores. On a 2-core machine expect little gain: the point is that it runs.
@@ -23,6 +24,7 @@ Ends with one line ``RESULT {json}``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -69,6 +71,7 @@ class SetTask:
         return len(self.y)
 
     def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
+        self.peak_kib = max(getattr(self, "peak_kib", 0), _status_kib("VmHWM"))  # peak so far, read every step
         return self.x[indices], self.q[indices], self.y[indices]
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
@@ -80,14 +83,23 @@ class SetTask:
         return {}
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
-def _train(n: int, batch: int, steps: int, run_dir: str, micro: int = 0) -> list[dict]:
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _train(n: int, batch: int, steps: int, run_dir: str, micro: int = 0) -> tuple[list[dict], SetTask]:
     from relnet.train.config import TrainConfig
     from relnet.train.loop import train
 
@@ -95,30 +107,29 @@ def _train(n: int, batch: int, steps: int, run_dir: str, micro: int = 0) -> list
     cfg = TrainConfig(steps=steps, batch_size=batch, micro_batch_size=micro, lr=1e-3, optimizer="adamw",
                       clip_grad_norm=5.0, log_every=1, eval_every=0, checkpoint_every=0, seed=0)
     result = train(task, cfg, run_dir, progress=False)
-    return [r for r in result.history if r["kind"] == "train"]
+    return [r for r in result.history if r["kind"] == "train"], task
 
 
 def child_step(n: int, batch: int, steps: int) -> None:
     torch.set_num_threads(1)
-    import matplotlib.pyplot  # noqa: F401  (imported by the loop for its end-of-run plot: not a step cost)
-    import torch.utils.tensorboard  # noqa: F401
-
-    import relnet.train.loop  # noqa: F401
-
-    before = _rss_kib()
+    for module in ("matplotlib.pyplot", "torch.utils.tensorboard", "relnet.train.loop"):
+        importlib.import_module(module)  # the loop's imports (plot, TensorBoard) are not a step cost
+    before = _status_kib("VmRSS")
+    exact = _reset_peak()
     with tempfile.TemporaryDirectory() as d:
-        rows = _train(n, batch, steps, d)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        rows, task = _train(n, batch, steps, d)
+    # peak RSS over the training steps (read before each batch; without the reset: the whole process's peak)
+    peak = task.peak_kib if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gaps = [b["elapsed"] - a["elapsed"] for a, b in zip(rows[1:], rows[2:])]  # row 1 = warm-up step
     print("CHILD " + json.dumps({"N": n, "batch": batch, "pairs_per_step": batch * n * n, "steps_timed": len(gaps),
                                  "step_ms": 1000 * statistics.median(gaps), "peak_mib": (peak - before) / 1024,
-                                 "chunked": n >= CHUNK_FROM}))
+                                 "peak_exact": exact, "chunked": n >= CHUNK_FROM}))
 
 
 def child_ddp(n: int, batch: int, steps: int, threads: int) -> None:
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as d:
-        rows = _train(n, batch, steps, d)
+        rows, _ = _train(n, batch, steps, d)
     if int(os.environ.get("RANK", "0")) == 0:
         warm = 5
         seconds = rows[-1]["elapsed"] - rows[warm - 1]["elapsed"]

@@ -86,3 +86,12 @@ def live_pixel_server(pixel_checkpoint):
     srv = LiveServer(pixel_checkpoint)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy 2-core machine two threads stall each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -48,6 +48,8 @@ class RelationNetwork(nn.Module):
             consider only some object pairs"); requires a fixed number of objects ``max(index) < N``.
         chunk_pairs: if set, g is evaluated on at most about this many pairs at a time, under activation
             checkpointing, so peak memory is bounded whatever N is (N=1024 -> ~1M pairs per example).
+        aggregate_norm: ``"layer"`` applies a LayerNorm to the aggregated relation before f (not in the paper:
+            the sum of N^2 non-negative relations has a large common component that slows early training).
 
     Shapes:
         objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
@@ -68,6 +70,7 @@ class RelationNetwork(nn.Module):
         ordered: bool = True,
         pair_index: Tensor | Sequence[Sequence[int]] | None = None,
         chunk_pairs: int | None = None,
+        aggregate_norm: str | None = None,
     ) -> None:
         super().__init__()
         if not g_dims:
@@ -85,6 +88,9 @@ class RelationNetwork(nn.Module):
         # g's first layer acts on [o_i; o_j; q]; it is stored whole (so it reads like the paper) and applied split.
         self.g_in = nn.Linear(2 * object_dim + question_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
+        if aggregate_norm not in (None, "layer"):
+            raise ValueError(f"aggregate_norm must be None or 'layer', got {aggregate_norm!r}")
+        self.norm = nn.LayerNorm(g_dims[-1]) if aggregate_norm == "layer" else nn.Identity()
         self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
         self.relation_dim = g_dims[-1]
         if pair_index is not None:
@@ -102,6 +108,8 @@ class RelationNetwork(nn.Module):
     def reset_parameters(self) -> None:
         self.g_in.reset_parameters()
         self.g_rest.reset_parameters()
+        if isinstance(self.norm, nn.LayerNorm):
+            self.norm.reset_parameters()
         self.f.reset_parameters()
 
     # -- pieces -------------------------------------------------------------------------------------------------
@@ -213,7 +221,7 @@ class RelationNetwork(nn.Module):
 
     def forward(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """``(B, N, D), (B, Q), (B, N) -> (B, C)`` logits."""
-        return self.f(self.aggregate(objects, question, mask))
+        return self.f(self.norm(self.aggregate(objects, question, mask)))
 
     @torch.no_grad()
     def relations(
@@ -257,4 +265,4 @@ def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tenso
         if rn.reduce == "mean":
             total = total / max(count, 1)
         outs.append(total)
-    return rn.f(torch.stack(outs))
+    return rn.f(rn.norm(torch.stack(outs)))

@@ -111,9 +111,10 @@ def reproduce(args: argparse.Namespace) -> int:
     report = Path(args.report or ("reports/clevr.md" if args.input == "state" else "reports/clevr_pixels.md"))
     report.parent.mkdir(parents=True, exist_ok=True)
     curve = report.with_name(report.stem + "_curve.png")
-    plot_eval_curves({NAMES[args.input, m]: r["history"] for m, r in results.items() if m != "qtype"}, curve,
-                     keys=("accuracy",), title=f"CLEVR ({args.input}): val accuracy while training")
-    text = render_report(results, args, data_info, curve.name)
+    curves = {NAMES[args.input, m]: r["history"] for m, r in results.items() if m != "qtype"}
+    if curves:
+        plot_eval_curves(curves, curve, keys=("accuracy",), title=f"CLEVR ({args.input}): val accuracy while training")
+    text = render_report(results, args, data_info, curve.name if curves else None)
     tmp = report.with_name(f".{report.name}.tmp")
     tmp.write_text(text)
     tmp.replace(report)
@@ -140,7 +141,7 @@ def results_table(results: dict, input: str) -> str:
     return markdown_table(header, rows)
 
 
-def render_report(results: dict, args: argparse.Namespace, data_info: dict, curve_name: str) -> str:
+def render_report(results: dict, args: argparse.Namespace, data_info: dict, curve_name: str | None) -> str:
     from relnet.tasks.clevr.model import count_parameters, describe
 
     any_r = next(iter(results.values()))
@@ -190,8 +191,7 @@ def render_report(results: dict, args: argparse.Namespace, data_info: dict, curv
         "and answer balancing match in kind, but the scenes, the question counts and (for pixels) the renderer "
         "differ. The Q-type, LSTM and CNN+LSTM rows of the paper come from Johnson et al. 2017.",
         "",
-        f"![val accuracy while training]({curve_name})",
-        "",
+        *([f"![val accuracy while training]({curve_name})", ""] if curve_name else []),
         "## Configuration",
         "",
     ]

@@ -46,6 +46,7 @@ class ModelConfig:
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"
+    aggregate_norm: str = ""  # "" or "layer"
 
 
 @dataclass
@@ -101,7 +102,8 @@ class PixelModel(nn.Module):
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
-                                        f_dropout=cfg.f_dropout, reduce=cfg.reduce)
+                                        f_dropout=cfg.f_dropout, reduce=cfg.reduce,
+                                        aggregate_norm=cfg.aggregate_norm or None)
         else:
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
@@ -124,7 +126,8 @@ class StateModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.head = RelationNetwork(object_dim=10, question_dim=soc.QUESTION_DIM, g_dims=cfg.g_dims, f_dims=cfg.f_dims,
-                                    out_dim=soc.NUM_ANSWERS, f_dropout=cfg.f_dropout, reduce=cfg.reduce)
+                                    out_dim=soc.NUM_ANSWERS, f_dropout=cfg.f_dropout, reduce=cfg.reduce,
+                                        aggregate_norm=cfg.aggregate_norm or None)
 
     def objects(self, state: Tensor) -> Tensor:
         return state
