@@ -62,7 +62,8 @@ def test_paper_preset_sizes():
     assert [m.out_features for m in model.rn.f if isinstance(m, torch.nn.Linear)] == [256, 512, 60]
     assert model.sentences.encoder.lstm.hidden_size == 32 and model.question.lstm.hidden_size == 32
     assert cfg.train.lr == 2e-4 and cfg.train.optimizer == "adam"
-    assert preset("fast").model.share_embedding
+    fast = preset("fast")
+    assert fast.model.share_embedding and fast.model.pairs == "unordered" and fast.model.g_dims == cfg.model.g_dims
 
 
 # ------------------------------------------------------------------------------------------- de-duplication

@@ -156,9 +156,12 @@ class RelationNetwork(nn.Module):
 
     def _dense_rows(self, left: Tensor, right: Tensor) -> Tensor:
         """Sum of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
-        h = left[:, :, None, :] + right[:, None, :, :]  # (B, n, N, H)
-        h = self.g_rest(torch.relu_(h))  # (B, n, N, G)
-        return h.sum(dim=(1, 2))  # (B, G)
+        B, n, H = left.shape
+        h = torch.relu_(left[:, :, None, :] + right[:, None, :, :])  # (B, n, N, H)
+        # g runs on a 2-D (rows, H) matrix: its Linear outputs are then plain tensors, so the in-place ReLUs stay
+        # in place (an in-place op on a view makes autograd copy the whole tensor: ~25% of the step).
+        h = self.g_rest(h.view(-1, H))  # (B*n*N, G)
+        return h.view(B, -1, h.shape[-1]).sum(dim=1)  # (B, G)
 
     def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int) -> Tensor:
         """Sum of g over an explicit pair list, per example: ``-> (B, G)``."""

@@ -20,8 +20,8 @@ preset   encoders                                       RN                      
 =======  =============================================  =================================  ================================
 paper    embedding 32 (separate tables), sentence LSTM  g 4 x 256, f 256, 512 + linear,    Adam 2e-4, batch 64, 100 epochs
          32, question LSTM 32, 20-d one-hot positions   all n^2 ordered pairs, sum
-fast     as paper, one shared embedding table           as paper, dropout 0.1 on f's 512   Adam 8e-4, batch 256, warm-up
-                                                                                           500 + cosine, clip 5, 50 epochs
+fast     as paper, one shared embedding table           as paper on the pairs i <= j       Adam 2e-4, batch 64, clip 5,
+                                                        (n(n+1)/2), dropout 0.1 on f's 512 60 epochs
 =======  =============================================  =================================  ================================
 
 The paper does not state batch size, epochs, embedding size or whether the two LSTMs share the embedding table;
@@ -84,12 +84,16 @@ def preset(name: str) -> RunConfig:
     20-64); 100 epochs of the 172,739 en-10k training questions (a budget: the paper gives none; ``--resume``
     continues a finished run when ``--train.steps`` is raised).
 
-    ``fast``: the same network with one shared embedding table, batch 256 with the learning rate scaled by 4
-    (linear scaling, made safe by a 500-step warm-up and gradient clipping), cosine decay, and dropout 0.1 before the
-    logits. Batch 256 costs less per question on a CPU (measured 2.9 vs 4.0 ms per training question, 1 thread on
-    a busy 2-core machine), because the per-step costs (the LSTMs' sequential time steps, Python overhead) are
-    shared by 4x more questions; sharing the table ties the meaning of a word in statements and questions (the same names and places occur in
-    both). Short-run learning measurements are in the README section on bAbI.
+    ``fast``: the same network over unordered pairs (i <= j: n(n+1)/2 pairs instead of n^2; the one-hot position
+    tags still tell g which sentence came first), with one shared embedding table, dropout 0.1 before the logits and
+    gradient clipping; 60 epochs. Measured on the same 2,560 training questions, interleaved in one process (1 thread,
+    busy 2-core machine): 1.61 ms per question against 2.30 for ``paper`` (-30%). moon1ite's public TF reproduction
+    also sums over unordered pairs, without self-pairs (17/20 passed; AndreaCossu's, over all ordered pairs,
+    14/20). Batch 256 was not faster per question than batch 64 (2.25 vs 2.30 ms), so the batch stays 64 and the
+    learning rate constant (a run can be extended with ``--resume`` and a larger ``--train.steps``). Shared vs
+    separate embeddings: after 19,200 training questions (0.11 epoch) validation accuracy was 25.4% vs 26.1%, i.e.
+    no measurable difference that early;
+    sharing halves the embedding parameters and gives a word one meaning in statements and questions.
     """
     if name not in PRESETS:
         raise UserError(f"--preset {name}: expected one of {', '.join(PRESETS)}")
@@ -99,10 +103,9 @@ def preset(name: str) -> RunConfig:
         train = TrainConfig(steps=100 * epoch64, batch_size=64, lr=2e-4, eval_every=epoch64, checkpoint_every=epoch64,
                             log_every=100)
     else:
-        model = ModelConfig(share_embedding=True, f_dropout=(0.0, 0.1))
-        epoch = epoch64 // 4
-        train = TrainConfig(steps=50 * epoch, batch_size=256, lr=8e-4, schedule="cosine", warmup_steps=500,
-                            min_lr=2e-5, clip_grad_norm=5.0, eval_every=epoch, checkpoint_every=epoch, log_every=50)
+        model = ModelConfig(share_embedding=True, f_dropout=(0.0, 0.1), pairs="unordered")
+        train = TrainConfig(steps=60 * epoch64, batch_size=64, lr=2e-4, clip_grad_norm=5.0, eval_every=epoch64,
+                            checkpoint_every=epoch64, log_every=100)
     return RunConfig(preset=name, model=model, train=train)
 
 

@@ -80,10 +80,10 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
         model = ModelConfig(kind=kind)
         train = TrainConfig(steps=61_250, batch_size=64, lr=1e-4, eval_every=1000, checkpoint_every=1000)
     else:
-        model = ModelConfig(kind=kind, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.1), reduce="mean")
-        train = TrainConfig(steps=12_000, batch_size=64, lr=2e-3, optimizer="adamw", weight_decay=1e-4,
-                            schedule="cosine", warmup_steps=500, min_lr=2e-5, clip_grad_norm=5.0,
-                            eval_every=1000, checkpoint_every=1000, log_every=100)
+        model = ModelConfig(kind=kind, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0),
+                            aggregate_norm="layer")
+        train = TrainConfig(steps=12_000, batch_size=64, lr=2e-3, schedule="cosine", warmup_steps=200,
+                            min_lr=4e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     if kind == "mlp":
         train = dataclasses.replace(train, steps=min(train.steps, 6000))
     return RunConfig(preset=name, model=model, train=train)

@@ -1,0 +1,197 @@
+"""Physics models and presets: an RN over the 10 ball rows, and the MLP baseline over the flattened rows.
+
+Objects are the simulator's rows (``relnet.tasks.physics.sim.objects``): ``[x_0..x_15, y_0..y_15, r, g, b]``, 35
+floats per ball, positions in [-1, 1]. There is no question. Two tasks (paper-spec section 6):
+
+* ``connections``: logits ``(B, N, N)``, one per ordered ball pair (sigmoid + binary cross-entropy);
+* ``count``: logits ``(B, N)`` over "1 .. N systems" (softmax + cross-entropy; class k means k+1 systems).
+
+Models (``--model``):
+
+* ``rn``, readout ``f`` (the paper): ``f(sum_ij g(o_i, o_j))``; for connections f's last layer has N*N = 100 units
+  that are reshaped to ``(N, N)``.
+* ``rn``, readout ``pair`` (connections only; **a deviation**, used by the ``fast`` preset): the same g, read out
+  per pair instead of summed: ``logit_ij = w . g(o_i, o_j) + b``. Each pair's logit comes from the one relation that
+  it is about, so nothing has to be routed through a 100-way output layer; this is the natural RN design when the
+  target is itself per pair.
+* ``mlp``: ``MLP(flatten(objects))`` with hidden layers g_dims + f_dims (the RN's widths in one stack), so its
+  parameter count is comparable to the RN's (it sees all 350 numbers at once but has no shared pairwise function).
+
+``symmetric`` averages the logits of (i, j) and (j, i): connections are undirected, so the two entries of a pair are
+always both right or both wrong, and the symmetric model is right by construction on that point.
+
+Presets (``--preset``):
+
+=======  ============================  ==================  ========================================================
+preset   g                             f (+ linear out)    training
+=======  ============================  ==================  ========================================================
+paper    1000, 1000, 1000, 500         500, 100            Adam 1e-4, batch 50, constant; readout f, sum, no norm
+fast     256, 256, 256                 256, 256 (count)    Adam 2e-3, 200-step warm-up, cosine; batch 50; LayerNorm
+                                                           on the summed relation (count); readout pair (connections)
+=======  ============================  ==================  ========================================================
+
+See the README / reports/physics.md for the short measurements behind ``fast``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from relnet.errors import UserError
+from relnet.nn import MLP, ObjectMLP, RelationNetwork
+from relnet.train.config import TrainConfig
+
+TASKS = ("connections", "count")
+MODELS = ("rn", "mlp")
+PRESETS = ("paper", "fast")
+READOUTS = ("f", "pair")
+N_BALLS = 10
+OBJECT_DIM = 35  # 16 x + 16 y + RGB
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "rn"  # rn | mlp
+    task: str = "connections"  # connections | count (decides the output size)
+    num_objects: int = N_BALLS
+    object_dim: int = OBJECT_DIM
+    g_dims: tuple[int, ...] = (1000, 1000, 1000, 500)
+    f_dims: tuple[int, ...] = (500, 100)
+    readout: str = "f"  # f (the paper) | pair (connections only: a logit per pair from g)
+    symmetric: bool = False  # connections: average the (i, j) and (j, i) logits
+    reduce: str = "sum"
+    aggregate_norm: str = ""  # "" or "layer"
+
+
+@dataclass
+class DataConfig:
+    train_scenes: int = 100_000
+    val_scenes: int = 2_000
+    seed: int = 0  # the simulator's seed; train and val are different streams of it
+    root: str = ""  # cache root; "" = $RELNET_DATA or ./data
+
+
+@dataclass
+class RunConfig:
+    task: str = "connections"  # connections | count
+    preset: str = "fast"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
+    """The run configuration of preset ``name`` for ``task`` and model ``kind``."""
+    if name not in PRESETS:
+        raise UserError(f"--preset {name}: expected one of {', '.join(PRESETS)}")
+    if task not in TASKS:
+        raise UserError(f"--task {task}: expected one of {', '.join(TASKS)}")
+    if kind not in MODELS:
+        raise UserError(f"--model {kind}: expected one of {', '.join(MODELS)}")
+    if name == "paper":
+        model = ModelConfig(kind=kind, task=task, g_dims=(1000, 1000, 1000, 500), f_dims=(500, 100), readout="f")
+        train = TrainConfig(steps=100_000, batch_size=50, lr=1e-4, eval_every=2000, checkpoint_every=2000,
+                            log_every=200)
+    else:
+        pair = task == "connections" and kind == "rn"
+        model = ModelConfig(kind=kind, task=task, g_dims=(256, 256, 256), f_dims=(256, 256),
+                            readout="pair" if pair else "f", symmetric=task == "connections",
+                            aggregate_norm="" if pair else "layer")
+        train = TrainConfig(steps=20_000, batch_size=50, lr=2e-3, schedule="cosine", warmup_steps=200,
+                            min_lr=2e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
+    return RunConfig(task=task, preset=name, model=model, train=train)
+
+
+# -- models ---------------------------------------------------------------------------------------------------------
+
+
+class PairReadoutRN(nn.Module):
+    """A per-pair readout of the RN's g: ``logit_ij = w . g(o_i, o_j) + b`` (no sum over pairs, no f).
+
+    g is built and applied as in :class:`relnet.nn.RelationNetwork`: its first layer is factorised
+    (``W [o_i; o_j] + b = W_a o_i + W_b o_j + b``), so each object is projected once.
+
+    Shapes: objects ``(B, N, D)`` -> logits ``(B, N, N)``.
+    """
+
+    def __init__(self, *, object_dim: int, g_dims: tuple[int, ...]) -> None:
+        super().__init__()
+        if not g_dims:
+            raise ValueError("g_dims must have at least one layer")
+        self.object_dim = object_dim
+        self.g_in = nn.Linear(2 * object_dim, g_dims[0])
+        self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
+        self.edge = nn.Linear(g_dims[-1], 1)
+
+    def relations(self, objects: Tensor) -> Tensor:
+        """``g(o_i, o_j)`` for every ordered pair: ``(B, N, D) -> (B, N, N, G)``."""
+        if objects.ndim != 3 or objects.shape[-1] != self.object_dim:
+            raise ValueError(f"objects must have shape (B, N, {self.object_dim}), got {tuple(objects.shape)}")
+        B, N, D = objects.shape
+        w = self.g_in.weight  # (H, 2D)
+        left = objects @ w[:, :D].T  # (B, N, H)
+        right = objects @ w[:, D:].T + self.g_in.bias  # (B, N, H)
+        h = torch.relu(left[:, :, None, :] + right[:, None, :, :])  # (B, N, N, H)
+        h = self.g_rest(h.reshape(B * N * N, -1))  # (B*N*N, G)
+        return h.view(B, N, N, -1)
+
+    def forward(self, objects: Tensor) -> Tensor:
+        return self.edge(self.relations(objects)).squeeze(-1)  # (B, N, N)
+
+
+class PhysicsModel(nn.Module):
+    """An RN or the MLP baseline for one of the two physics tasks.
+
+    Shapes: objects ``(B, N, 35)`` -> logits ``(B, N, N)`` (connections) or ``(B, N)`` (count: class k = k+1 systems).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {cfg.task!r}")
+        if cfg.kind not in MODELS:
+            raise ValueError(f"kind must be one of {MODELS}, got {cfg.kind!r}")
+        if cfg.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
+        if cfg.readout == "pair" and (cfg.task != "connections" or cfg.kind != "rn"):
+            raise ValueError("readout 'pair' needs task 'connections' and model 'rn'")
+        self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
+        N, D = cfg.num_objects, cfg.object_dim
+        self.num_objects = N
+        out = N * N if cfg.task == "connections" else N
+        if cfg.kind == "mlp":
+            self.net = ObjectMLP(num_objects=N, object_dim=D, hidden_dims=tuple(cfg.g_dims) + tuple(cfg.f_dims),
+                                 out_dim=out)
+        elif cfg.readout == "pair":
+            self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims))
+        else:
+            self.net = RelationNetwork(object_dim=D, g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=out,
+                                       reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
+
+    def forward(self, objects: Tensor) -> Tensor:
+        B, N, _ = objects.shape
+        if N != self.num_objects:
+            raise ValueError(f"objects must have shape (B, {self.num_objects}, D), got {tuple(objects.shape)}")
+        logits = self.net(objects)
+        if self.task == "count":
+            return logits  # (B, N)
+        logits = logits.view(B, N, N)  # (B, N, N): entry (i, j) = pair (i, j), as sim's edges
+        if self.symmetric:
+            logits = 0.5 * (logits + logits.transpose(1, 2))
+        return logits
+
+
+def build_model(cfg: ModelConfig) -> PhysicsModel:
+    return PhysicsModel(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "build_model",
+           "count_parameters", "TASKS", "MODELS", "PRESETS", "dataclasses"]

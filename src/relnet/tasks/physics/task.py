@@ -1,0 +1,198 @@
+"""The physics tasks plugged into the shared training loop, their exact metrics, and checkpoint loading.
+
+Checkpoints are tagged ``"task": "physics-connections"`` or ``"physics-count"``; their ``config.json`` also holds the
+simulator parameters (``sim``) so that ``relnet eval physics`` simulates fresh scenes of the same world.
+
+Metrics (counts over the whole evaluation set, not means of batch means):
+
+* connections: ``scene_accuracy`` (share of scenes with all N*N = 100 ordered entries right, the paper's metric; also
+  reported as ``accuracy`` for the training loop), ``pair_accuracy`` over the 100 entries, and ``precision`` /
+  ``recall`` of the predicted connections over the ordered off-diagonal pairs (logit > 0 = connected);
+* count: ``accuracy`` (argmax == number of systems - 1) and ``by_systems`` (accuracy per true count).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from relnet.checkpoint import load_weights, read_config
+from relnet.errors import UserError
+from relnet.tasks.physics import sim
+from relnet.tasks.physics.model import TASKS, ModelConfig, PhysicsModel, RunConfig, build_model
+from relnet.train.config import from_dict, to_dict
+
+TASK_NAMES = {t: f"physics-{t}" for t in TASKS}
+
+
+class Scenes:
+    """Simulated scenes as tensors: objects ``(S, N, 35)``, edges ``(S, N, N)`` bool, systems ``(S,)`` in 1..N."""
+
+    def __init__(self, data: Mapping[str, np.ndarray], params: sim.PhysicsParams) -> None:
+        self.objects = torch.from_numpy(sim.objects(data, box=params.box))  # (S, N, 35)
+        self.edges = torch.from_numpy(np.asarray(data["edges"], dtype=bool))  # (S, N, N)
+        self.systems = torch.from_numpy(np.asarray(data["systems"], dtype=np.int64))  # (S,)
+
+    def __len__(self) -> int:
+        return len(self.systems)
+
+    def batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.objects[indices], self.edges[indices], self.systems[indices]
+
+
+def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """Summed loss over the batch and summed statistics; for connections each scene's loss is the mean BCE of its
+    N*N entries, and ``correct`` counts scenes with every entry right."""
+    if task == "connections":
+        bce = F.binary_cross_entropy_with_logits(logits, edges.to(logits.dtype), reduction="none")  # (B, N, N)
+        loss = bce.mean(dim=(1, 2)).sum()
+        correct = ((logits > 0) == edges).flatten(1).all(dim=1).sum()
+    else:
+        loss = F.cross_entropy(logits, systems - 1, reduction="sum")
+        correct = (logits.argmax(-1) == systems - 1).sum()
+    return loss, {"correct": float(correct), "count": float(len(systems))}
+
+
+def connection_metrics(predicted: Tensor, edges: Tensor) -> dict[str, Any]:
+    """Exact metrics of predicted ``(S, N, N)`` bool connections against the true ``edges``."""
+    S, N, _ = edges.shape
+    off = ~torch.eye(N, dtype=torch.bool)
+    tp = int((predicted & edges & off).sum())
+    fp = int((predicted & ~edges & off).sum())
+    fn = int((~predicted & edges & off).sum())
+    return {
+        "n": int(S),
+        "scene_accuracy": float((predicted == edges).flatten(1).all(dim=1).float().mean()) if S else float("nan"),
+        "pair_accuracy": float((predicted == edges).float().mean()) if S else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "true_connections": tp + fn,
+        "predicted_connections": tp + fp,
+    }
+
+
+def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim.PhysicsParams().n_balls
+                  ) -> dict[str, Any]:
+    """Exact accuracy of predicted system counts (1..N), overall and per true count."""
+    right = predicted_systems == systems
+    by = {}
+    for c in range(1, n_balls + 1):
+        sel = systems == c
+        by[str(c)] = float(right[sel].float().mean()) if sel.any() else float("nan")
+    return {"n": int(len(systems)), "accuracy": float(right.float().mean()) if len(systems) else float("nan"),
+            "by_systems": by}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500) -> Tensor:
+    """Predictions for every scene: ``(S, N, N)`` bool connections or ``(S,)`` system counts (1..N)."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    for start in range(0, len(scenes), batch_size):
+        logits = model(scenes.objects[start : start + batch_size])
+        outs.append(logits > 0 if model.task == "connections" else logits.argmax(-1) + 1)
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, scenes: Scenes) -> dict[str, Any]:
+    pred = predict(model, scenes)
+    if model.task == "connections":
+        m = connection_metrics(pred, scenes.edges)
+        return {**m, "accuracy": m["scene_accuracy"]}
+    return count_metrics(pred, scenes.systems)
+
+
+class PhysicsTask:
+    """The ``relnet.train.loop.Task`` for one physics task (``cfg.task``: connections or count)."""
+
+    def __init__(self, cfg: RunConfig, params: sim.PhysicsParams | None = None, *, progress: bool = True) -> None:
+        if cfg.task not in TASKS:
+            raise UserError(f"--task {cfg.task}: expected one of {', '.join(TASKS)}")
+        if cfg.model.task != cfg.task:
+            raise UserError(f"--model.task={cfg.model.task} does not match --task {cfg.task}")
+        d = cfg.data
+        if d.train_scenes < 1 or d.val_scenes < 0 or d.seed < 0:
+            raise UserError(f"--data.train_scenes={d.train_scenes}, --data.val_scenes={d.val_scenes}, "
+                            f"--data.seed={d.seed}: need train_scenes >= 1, val_scenes >= 0, seed >= 0")
+        self.cfg = cfg
+        self.name = TASK_NAMES[cfg.task]
+        self.params = params or sim.PhysicsParams()
+        root = d.root or None
+        self.train_set = Scenes(sim.load_or_generate(self.params, "train", d.train_scenes, d.seed, root,
+                                                     progress=progress), self.params)
+        self.val_set = (Scenes(sim.load_or_generate(self.params, "val", d.val_scenes, d.seed, root,
+                                                    progress=progress), self.params) if d.val_scenes else None)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg.model)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {"task": self.name, "model": to_dict(self.cfg.model), "preset": self.cfg.preset,
+                "data": to_dict(self.cfg.data), "sim": self.params.to_dict()}
+
+    def train_size(self) -> int:
+        return len(self.train_set)
+
+    def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
+        return self.train_set.batch(indices)
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        x, edges, systems = batch
+        return task_loss(self.cfg.task, model(x), edges, systems)
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        if self.val_set is None:
+            return {}
+        result = evaluate(model, self.val_set)
+        result.pop("by_systems", None)  # the per-count table is for the report; keep the log flat
+        return result
+
+
+def sim_params(config: Mapping[str, Any], path: str | Path = "?") -> sim.PhysicsParams:
+    """The ``PhysicsParams`` stored in a checkpoint's config (defaults if absent)."""
+    raw = config.get("sim") or {}
+    try:
+        return sim.PhysicsParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    except (TypeError, ValueError) as e:
+        raise UserError(f"checkpoint {path}: field 'sim' does not describe simulator parameters ({e})") from None
+
+
+def load_model(path: str | Path, task: str | None = None) -> tuple[PhysicsModel, dict[str, Any]]:
+    """Rebuild a physics model from a checkpoint folder; ``task`` (connections|count) must match when given."""
+    if task is not None and task not in TASKS:
+        raise UserError(f"--task {task}: expected one of {', '.join(TASKS)}")
+    config = read_config(path, task=TASK_NAMES[task] if task else None)
+    if config.get("task") not in TASK_NAMES.values():
+        raise UserError(f"checkpoint {path} is for task {config.get('task')!r}, not a physics task")
+    try:
+        model = build_model(from_dict(ModelConfig, config["model"]))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"checkpoint {path}: field 'model' does not describe a physics model ({e})") from None
+    load_weights(path, model)
+    model.eval()
+    return model, config
+
+
+def fresh_scenes(params: sim.PhysicsParams, *, scenes: int, seed: int) -> tuple[dict[str, np.ndarray], Scenes]:
+    """``scenes`` newly simulated scenes from stream ``(seed, test)``, never cached: (raw arrays, tensors)."""
+    if scenes < 1:
+        raise UserError(f"--scenes {scenes}: must be at least 1")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be >= 0")
+    data = sim.simulate(params, scenes, (seed, sim.SPLITS["test"]))
+    return data, Scenes(data, params)
+
+
+def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
+    return from_dict(RunConfig, data)
+
+
+__all__ = ["PhysicsTask", "Scenes", "evaluate", "predict", "connection_metrics", "count_metrics", "task_loss",
+           "load_model", "fresh_scenes", "sim_params", "TASK_NAMES"]
