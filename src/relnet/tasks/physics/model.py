@@ -27,7 +27,8 @@ preset   g                             f (+ linear out)    training
 =======  ============================  ==================  ========================================================
 paper    1000, 1000, 1000, 500         500, 100            Adam 1e-4, batch 50, constant; readout f, sum, no norm
 fast     256, 256, 256                 256, 256 (count)    Adam 2e-3, 200-step warm-up, cosine; batch 50; LayerNorm
-                                                           on the summed relation (count); readout pair (connections)
+                                                           on the summed relation (count); readout pair and
+                                                           symmetric logits (connections); whitened positions
 =======  ============================  ==================  ========================================================
 
 See the README / reports/physics.md for the short measurements behind ``fast``.
@@ -65,6 +66,7 @@ class ModelConfig:
     symmetric: bool = False  # connections: average the (i, j) and (j, i) logits
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
+    input_norm: str = ""  # "" or "whiten": a fixed whitening of each row's 32 positions, fitted on training data
 
 
 @dataclass
@@ -100,7 +102,7 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
         pair = task == "connections" and kind == "rn"
         model = ModelConfig(kind=kind, task=task, g_dims=(256, 256, 256), f_dims=(256, 256),
                             readout="pair" if pair else "f", symmetric=task == "connections",
-                            aggregate_norm="" if pair else "layer")
+                            aggregate_norm="" if pair else "layer", input_norm="whiten")
         train = TrainConfig(steps=20_000, batch_size=50, lr=2e-3, schedule="cosine", warmup_steps=200,
                             min_lr=2e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     return RunConfig(task=task, preset=name, model=model, train=train)
@@ -160,8 +162,15 @@ class PhysicsModel(nn.Module):
         if cfg.readout == "pair" and (cfg.task != "connections" or cfg.kind != "rn"):
             raise ValueError("readout 'pair' needs task 'connections' and model 'rn'")
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
+        if cfg.input_norm not in ("", "whiten"):
+            raise ValueError(f"input_norm must be '' or 'whiten', got {cfg.input_norm!r}")
         N, D = cfg.num_objects, cfg.object_dim
         self.num_objects = N
+        self.input_norm = cfg.input_norm
+        if cfg.input_norm:
+            P = D - 3  # the position features; the colours pass through
+            self.register_buffer("in_mean", torch.zeros(P))
+            self.register_buffer("in_proj", torch.eye(P))
         out = N * N if cfg.task == "connections" else N
         if cfg.kind == "mlp":
             self.net = ObjectMLP(num_objects=N, object_dim=D, hidden_dims=tuple(cfg.g_dims) + tuple(cfg.f_dims),
@@ -176,6 +185,10 @@ class PhysicsModel(nn.Module):
         B, N, _ = objects.shape
         if N != self.num_objects:
             raise ValueError(f"objects must have shape (B, {self.num_objects}, D), got {tuple(objects.shape)}")
+        if self.input_norm:
+            P = self.in_mean.numel()
+            pos = (objects[..., :P] - self.in_mean) @ self.in_proj  # (B, N, P): decorrelated, unit variance
+            objects = torch.cat([pos, objects[..., P:]], dim=-1)  # (B, N, D)
         logits = self.net(objects)
         if self.task == "count":
             return logits  # (B, N)
@@ -183,6 +196,26 @@ class PhysicsModel(nn.Module):
         if self.symmetric:
             logits = 0.5 * (logits + logits.transpose(1, 2))
         return logits
+
+
+    @torch.no_grad()
+    def fit_input_norm(self, objects: Tensor, eps: float = 1e-6) -> None:
+        """Set the whitening from training objects ``(S, N, D)``: ``W = C^{-1/2}`` of the position features.
+
+        The 16 x's (and y's) of a row are strongly correlated (a smooth path); what tells connections apart is in
+        the small-variance directions (accelerations), which whitening brings to the same scale as the rest. It is a
+        fixed linear map of the same inputs (no new information), saved with the weights.
+        """
+        if not self.input_norm:
+            return
+        P = self.in_mean.numel()
+        x = objects[..., :P].reshape(-1, P).double()  # (S*N, P)
+        mean = x.mean(0)
+        cov = torch.cov((x - mean).T)  # (P, P)
+        evals, evecs = torch.linalg.eigh(cov)
+        proj = evecs @ torch.diag(evals.clamp(min=eps).rsqrt()) @ evecs.T  # symmetric C^{-1/2}
+        self.in_mean.copy_(mean.float())
+        self.in_proj.copy_(proj.float())
 
 
 def build_model(cfg: ModelConfig) -> PhysicsModel:

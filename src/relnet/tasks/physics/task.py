@@ -131,7 +131,9 @@ class PhysicsTask:
                                                     progress=progress), self.params) if d.val_scenes else None)
 
     def build_model(self) -> nn.Module:
-        return build_model(self.cfg.model)
+        model = build_model(self.cfg.model)
+        model.fit_input_norm(self.train_set.objects)  # no-op unless --model.input_norm=whiten
+        return model
 
     def checkpoint_config(self) -> dict[str, Any]:
         return {"task": self.name, "model": to_dict(self.cfg.model), "preset": self.cfg.preset,

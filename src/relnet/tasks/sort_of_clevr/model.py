@@ -82,8 +82,8 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
     else:
         model = ModelConfig(kind=kind, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0),
                             aggregate_norm="layer")
-        train = TrainConfig(steps=12_000, batch_size=64, lr=2e-3, schedule="cosine", warmup_steps=200,
-                            min_lr=4e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
+        train = TrainConfig(steps=20_000, batch_size=64, lr=3e-4, schedule="cosine", warmup_steps=500,
+                            min_lr=1e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     if kind == "mlp":
         train = dataclasses.replace(train, steps=min(train.steps, 6000))
     return RunConfig(preset=name, model=model, train=train)
