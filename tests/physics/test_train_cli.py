@@ -19,7 +19,10 @@ TINY = ["--model.g_dims=16,16", "--model.f_dims=16", "--data.train_scenes=60", "
 def run_json(capsys, argv):
     capsys.readouterr()
     assert main(argv) == 0
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    def strict(name):  # NaN / Infinity are not JSON: undefined metrics must be null
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=strict)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,8 @@ def test_eval_connections_matches_an_independent_recount(trained, capsys):
     tp = (pred & truth & off).sum()
     if pred[:, off].sum():
         assert ev["precision"] == pytest.approx(tp / pred[:, off].sum())
+    else:
+        assert ev["precision"] is None
     assert ev["recall"] == pytest.approx(tp / truth[:, off].sum())
 
 

@@ -36,7 +36,6 @@ See the README / reports/physics.md for the short measurements behind ``fast``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -227,4 +226,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "build_model",
-           "count_parameters", "TASKS", "MODELS", "PRESETS", "dataclasses"]
+           "count_parameters", "TASKS", "MODELS", "PRESETS"]

@@ -26,10 +26,11 @@ PAPER = {"connections": "93%", "count": "95%"}  # Santoro et al. 2017, section 5
 PAPER_MLP = "at chance"  # the paper: the MLP baseline "could not" solve either task
 NAMES = {"rn": "RN", "mlp": "MLP"}
 METRIC = {"connections": "scene_accuracy", "count": "accuracy"}
+DEFAULT_SHIP = "checkpoints/physics"  # --ship copies the RN checkpoints to <this>/<task>/
 
 
 def pct(x: float) -> str:
-    return "n/a" if x != x else f"{100 * x:.1f}%"
+    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
 
 
 def _split(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -97,8 +98,6 @@ def reproduce(args: argparse.Namespace) -> int:
     print(f"\nreport: {report}")
     return 0
 
-
-DEFAULT_SHIP = "checkpoints/physics"
 
 
 def pick_scene(systems: np.ndarray, lo: int = 3, hi: int = 6) -> int:

@@ -7,7 +7,8 @@ Metrics (counts over the whole evaluation set, not means of batch means):
 
 * connections: ``scene_accuracy`` (share of scenes with all N*N = 100 ordered entries right, the paper's metric; also
   reported as ``accuracy`` for the training loop), ``pair_accuracy`` over the 100 entries, and ``precision`` /
-  ``recall`` of the predicted connections over the ordered off-diagonal pairs (logit > 0 = connected);
+  ``recall`` of the predicted connections over the ordered off-diagonal pairs (logit > 0 = connected; ``None``
+  where undefined, e.g. precision when nothing is predicted);
 * count: ``accuracy`` (argmax == number of systems - 1) and ``by_systems`` (accuracy per true count).
 """
 
@@ -67,10 +68,10 @@ def connection_metrics(predicted: Tensor, edges: Tensor) -> dict[str, Any]:
     fn = int((~predicted & edges & off).sum())
     return {
         "n": int(S),
-        "scene_accuracy": float((predicted == edges).flatten(1).all(dim=1).float().mean()) if S else float("nan"),
-        "pair_accuracy": float((predicted == edges).float().mean()) if S else float("nan"),
-        "precision": tp / (tp + fp) if tp + fp else float("nan"),
-        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "scene_accuracy": float((predicted == edges).flatten(1).all(dim=1).float().mean()) if S else None,
+        "pair_accuracy": float((predicted == edges).float().mean()) if S else None,
+        "precision": tp / (tp + fp) if tp + fp else None,  # None (JSON null) where undefined, never NaN
+        "recall": tp / (tp + fn) if tp + fn else None,
         "true_connections": tp + fn,
         "predicted_connections": tp + fp,
     }
@@ -83,8 +84,8 @@ def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim
     by = {}
     for c in range(1, n_balls + 1):
         sel = systems == c
-        by[str(c)] = float(right[sel].float().mean()) if sel.any() else float("nan")
-    return {"n": int(len(systems)), "accuracy": float(right.float().mean()) if len(systems) else float("nan"),
+        by[str(c)] = float(right[sel].float().mean()) if sel.any() else None
+    return {"n": int(len(systems)), "accuracy": float(right.float().mean()) if len(systems) else None,
             "by_systems": by}
 
 

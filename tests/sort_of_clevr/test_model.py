@@ -1,0 +1,127 @@
+"""Sort-of-CLEVR models, presets, the training task and the train/eval/reproduce commands."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from relnet.cli import main
+from relnet.tasks.sort_of_clevr import data as soc
+from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, preset
+from relnet.tasks.sort_of_clevr.task import Examples, evaluate, metrics
+
+TINY = ["--data.train_images=40", "--data.test_images=5", "--model.cnn_channels=8,8,8,8", "--model.g_dims=16,16",
+        "--model.f_dims=16,16", "--train.steps=4", "--train.batch_size=8", "--train.eval_every=2",
+        "--train.log_every=2", "--train.checkpoint_every=2", "--train.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_split():
+    return soc.generate_split(soc.SortOfClevrParams(train_images=8, test_images=0), "train")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("kind", MODELS)
+def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
+    cfg = preset(name, kind)
+    model = build_model(cfg.model)
+    ex = Examples(tiny_split, state=kind == "rn-state")
+    x, q, y = ex.batch(torch.arange(2))
+    loss = F.cross_entropy(model(x, q), y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_paper_preset_has_the_papers_sizes():
+    m = preset("paper", "rn").model
+    assert m.cnn_channels == (32, 64, 128, 256) and m.g_dims == (2000,) * 4 and m.f_dims == (2000, 1000, 500, 100)
+    c = preset("compact", "rn").model
+    assert c.cnn_channels == (24,) * 4 and c.g_dims == (256,) * 4 and c.f_dims == (256, 256)
+
+
+def test_mlp_baseline_is_at_least_as_big_as_the_rn():
+    for name in ("compact", "fast"):
+        rn = count_parameters(build_model(preset(name, "rn").model))
+        mlp = count_parameters(build_model(preset(name, "mlp").model))
+        assert mlp >= rn, (name, rn, mlp)
+
+
+def test_objects_are_25_cells_with_coordinates(tiny_split):
+    model = build_model(preset("compact", "rn").model)
+    x, _, _ = Examples(tiny_split, state=False).batch(torch.arange(3))
+    assert model.objects(x).shape == (3, 25, 26)
+
+
+def test_state_rn_overfits_a_tiny_set(tiny_split):
+    torch.manual_seed(0)
+    ex = Examples(tiny_split, state=True)
+    cfg = preset("fast", "rn-state").model
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    idx = torch.arange(32)
+    x, q, y = ex.batch(idx)
+    for _ in range(300):
+        opt.zero_grad()
+        F.cross_entropy(model(x, q), y).backward()
+        opt.step()
+    model.eval()
+    assert (model(x, q).argmax(-1) == y).float().mean() >= 0.95
+
+
+def test_metrics_are_exact_counts():
+    correct = torch.tensor([True, False, True, True, False, True])
+    subtypes = torch.tensor([0, 1, 3, 4, 5, 5])
+    m = metrics(correct, subtypes)
+    assert m["n"] == 6 and m["accuracy"] == pytest.approx(4 / 6)
+    assert m["non_relational"] == pytest.approx(1 / 2) and m["relational"] == pytest.approx(3 / 4)
+    assert m["by_subtype"]["count"] == pytest.approx(1 / 2) and m["by_subtype"]["shape"] == 1.0
+
+
+def test_evaluate_matches_per_question_forward(tiny_split):
+    """The image-batched evaluation (objects computed once per image) equals a plain per-question loop."""
+    torch.manual_seed(0)
+    model = build_model(preset("fast", "rn").model).eval()
+    ex = Examples(tiny_split, state=False)
+    result = evaluate(model, ex, batch_images=3)
+    with torch.no_grad():
+        x, q, y = ex.batch(torch.arange(len(ex)))
+        acc = (model(x, q).argmax(-1) == y).float().mean()
+    assert result["accuracy"] == pytest.approx(float(acc))
+
+
+def test_cli_train_eval_in_process(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "sort-of-clevr", "--out", str(run), "--quiet", f"--data.root={tmp_path / 'data'}",
+                 *TINY]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["steps"] == 4
+    assert (run / "checkpoint" / "model.safetensors").is_file() and (run / "curve.png").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [2, 4]
+    assert main(["eval", "sort-of-clevr", "--checkpoint", str(run / "checkpoint"), "--images", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "sort-of-clevr" and result["n"] == 60
+    assert set(result["by_subtype"]) == set(soc.SUBTYPE_NAMES)
+    for key in ("accuracy", "relational", "non_relational"):
+        assert 0.0 <= result[key] <= 1.0
+
+
+def test_cli_reproduce_writes_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn,mlp", "--eval-images", "2", *TINY,
+                 f"--data.root={tmp_path / 'data'}"]) == 0
+    report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
+    assert "relnet CNN+RN" in report and "relnet CNN+MLP" in report and "kimhc6028" in report
+    assert (tmp_path / "reports" / "sort_of_clevr_curve.png").is_file()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--checkpoint", "/nonexistent/ckpt"], "does not exist"),
+    (["--checkpoint", ".", "--images", "0"], "config.json is missing"),
+])
+def test_eval_bad_input_is_one_line(args, match, capsys):
+    assert main(["eval", "sort-of-clevr", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
