@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `relnet ... | head`: the reader went away; nothing left to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from relnet.train.options import add_run_options
 
 DEFAULT_CHECKPOINT = "checkpoints/babi/rn"
 
@@ -27,10 +28,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--data", default=None, help="bAbI folder with the qaN_*_train.txt files")
     p.add_argument("--preset", choices=PRESETS, default="fast")
     p.add_argument("--out", default=None, help="run folder (default: runs/babi/<preset>)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")
-    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train, accepts_overrides=True)
+    add_run_options(p, run_train)
 
     p = verbs["eval"].add_parser(
         "babi", help="evaluate a checkpoint on bAbI test (or validation) files",

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from relnet.errors import UserError
+from relnet.train.options import add_run_options
 
 EVAL_SEED = 2026  # fresh test scenes for `relnet eval showcase`: split "test", never used for training
 DEFAULT_CHECKPOINT = "checkpoints/showcase/rn"
@@ -22,10 +23,7 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--preset", choices=PRESETS, default="default")
     p.add_argument("--out", default="runs/showcase/rn", help="run folder (default: %(default)s)")
     p.add_argument("--ship", action="store_true", help=f"also copy the trained model to {DEFAULT_CHECKPOINT}/")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")
-    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train, accepts_overrides=True)
+    add_run_options(p, run_train)
 
     p = verbs["eval"].add_parser(
         "showcase", help="evaluate a showcase checkpoint on fresh scenes",

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from relnet.tasks.sort_of_clevr import data
+from relnet.train.options import add_run_options
 
 
 def add_commands(verbs: dict) -> None:
@@ -55,10 +56,7 @@ def add_training_commands(verbs: dict) -> None:
     p.add_argument("--model", choices=MODELS, default="rn")
     p.add_argument("--preset", choices=PRESETS, default="fast")
     p.add_argument("--out", default=None, help="run folder (default: runs/sort_of_clevr/<model>-<preset>)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")
-    p.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train, accepts_overrides=True)
+    add_run_options(p, run_train)
 
     p = verbs["eval"].add_parser(
         "sort-of-clevr", help="evaluate a checkpoint on freshly generated Sort-of-CLEVR images",
