@@ -23,6 +23,15 @@ REFERENCE_ROWS = [
 NAMES = {"rn": "relnet CNN+RN", "mlp": "relnet CNN+MLP", "rn-state": "relnet state RN"}
 
 
+def trained_config(run_dir: Path, fallback) -> dict:
+    """The train config the run's last checkpoint was actually trained with (a resumed run may differ from the
+    preset, e.g. a longer schedule or another thread count); the resolved preset where there is none."""
+    try:
+        return json.loads((run_dir / "checkpoint" / "trainer.json").read_text())["train_config"]
+    except (OSError, ValueError, KeyError):
+        return dict(fallback.__dict__)
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -117,8 +126,13 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
     ]
     for model, r in results.items():
         c = r["config"]
-        lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): CNN {list(c.model.cnn_channels)}, "
-                     f"g {list(c.model.g_dims)}, f {list(c.model.f_dims)} dropout {list(c.model.f_dropout)}, "
-                     f"reduce {c.model.reduce}; {c.train.optimizer} lr {c.train.lr} ({c.train.schedule}, warm-up "
-                     f"{c.train.warmup_steps}), batch {c.train.batch_size}, {c.train.steps} steps; run in `{r['run_dir']}`.")
+        t = trained_config(Path(r["run_dir"]), c.train)
+        m = c.model
+        arch = (f"CNN {list(m.cnn_channels)}, " if model != "rn-state" else "6 state vectors, ") + (
+            f"MLP {list(m.g_dims) + list(m.f_dims)} on the flattened cells" if model == "mlp" else
+            f"g {list(m.g_dims)}, f {list(m.f_dims)}, reduce {m.reduce}, aggregate norm {m.aggregate_norm or 'none'}")
+        lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
+                     f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
+                     f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch threads; "
+                     f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
