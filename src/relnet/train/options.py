@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Callable
 
 
@@ -12,3 +14,19 @@ def add_run_options(parser: argparse.ArgumentParser, func: Callable[[argparse.Na
     parser.add_argument("--show-config", action="store_true", help="print the resolved config as JSON and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=func, accepts_overrides=True)
+
+
+def show_config(args: argparse.Namespace, config) -> bool:
+    """Print the resolved config as JSON when ``--show-config`` was given; returns whether it did."""
+    if not getattr(args, "show_config", False):
+        return False
+    from relnet.train.config import to_dict
+
+    print(json.dumps(to_dict(config), indent=2))
+    return True
+
+
+def print_summary(result) -> None:
+    """The one JSON line every ``relnet train`` prints at the end: run folder, checkpoint, steps, time, last eval."""
+    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(Path(result.run_dir) / "checkpoint"),
+                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from relnet.errors import UserError
-from relnet.train.options import add_run_options
+from relnet.train.options import add_run_options, print_summary, show_config
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -222,18 +222,14 @@ def train_one(cfg, out, *, resume: bool, progress: bool = True):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from relnet.train.config import to_dict
-
     cfg = resolve_config(args.input, args.model, args.preset, args.data, args.overrides)
-    if args.show_config:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if show_config(args, cfg):
         return 0
     if not cfg.data.root:
         raise UserError("--data DIR is required (a CLEVR-format folder; make one with `relnet data clevr`)")
     out = args.out or f"runs/clevr/{args.input}-{args.model}-{args.preset}"
     result = train_one(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(Path(result.run_dir) / "checkpoint"),
-                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    print_summary(result)
     return 0
 
 

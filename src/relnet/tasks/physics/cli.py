@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from relnet.errors import UserError
-from relnet.train.options import add_run_options
+from relnet.train.options import add_run_options, print_summary, show_config
 
 EVAL_SEED = 2026  # fresh scenes for `relnet eval` and reports: a seed never used for training data
 DEFAULT_CHECKPOINTS = "checkpoints/physics"
@@ -127,16 +127,12 @@ def train_one(cfg, out, *, resume: bool, progress: bool = True):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from relnet.train.config import to_dict
-
     cfg = resolve_config(args.task, args.model, args.preset, args.overrides)
-    if args.show_config:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if show_config(args, cfg):
         return 0
     out = args.out or f"runs/physics/{args.task}-{args.model}-{args.preset}"
     result = train_one(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(result.run_dir / "checkpoint"),
-                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    print_summary(result)
     return 0
 
 

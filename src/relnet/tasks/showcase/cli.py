@@ -6,7 +6,7 @@ import argparse
 import json
 
 from relnet.errors import UserError
-from relnet.train.options import add_run_options
+from relnet.train.options import add_run_options, print_summary, show_config
 
 EVAL_SEED = 2026  # fresh test scenes for `relnet eval showcase`: split "test", never used for training
 DEFAULT_CHECKPOINT = "checkpoints/showcase/rn"
@@ -67,8 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
     from relnet.train.loop import train
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    if args.show_config:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if show_config(args, cfg):
         return 0
     result = train(ShowcaseTask(cfg), cfg.train, args.out, run_config=to_dict(cfg), resume=args.resume,
                    progress=not args.quiet)
@@ -77,8 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
         with atomic_dir(DEFAULT_CHECKPOINT) as tmp:
             for name in ("model.safetensors", "config.json"):
                 shutil.copy2(ckpt / name, tmp / name)
-    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(ckpt), "steps": result.step,
-                      "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    print_summary(result)
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from relnet.tasks.sort_of_clevr import data
-from relnet.train.options import add_run_options
+from relnet.train.options import add_run_options, print_summary, show_config
 
 
 def add_commands(verbs: dict) -> None:
@@ -100,18 +100,12 @@ def train_one(cfg, out, *, resume: bool, progress: bool = True):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import json
-
-    from relnet.train.config import to_dict
-
     cfg = resolve_config(args.model, args.preset, args.overrides)
-    if args.show_config:
-        print(json.dumps(to_dict(cfg), indent=2))
+    if show_config(args, cfg):
         return 0
     out = args.out or f"runs/sort_of_clevr/{args.model}-{args.preset}"
     result = train_one(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({"run": str(result.run_dir), "checkpoint": str(result.run_dir / "checkpoint"),
-                      "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+    print_summary(result)
     return 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from relnet.errors import UserError
