@@ -73,7 +73,7 @@ def add_training_commands(verbs: dict) -> None:
         description="The paper's controlled experiment: CNN+RN vs CNN+MLP on relational and non-relational "
         "questions, evaluated on fresh images; writes a report with the table, wall time, machine and seed.")
     p.add_argument("--preset", choices=PRESETS, default="fast")
-    p.add_argument("--models", default="rn,mlp", help="comma-separated models to train (default: rn,mlp)")
+    p.add_argument("--models", default="rn,mlp,rn-state", help="comma-separated models to train (default: %(default)s)")
     p.add_argument("--runs", default="runs/sort_of_clevr", help="folder for the training runs")
     p.add_argument("--report", default="reports/sort_of_clevr.md")
     p.add_argument("--eval-images", type=int, default=1000)
