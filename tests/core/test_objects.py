@@ -1,5 +1,6 @@
 """Object builders and encoders: shapes, coordinates, packing, reversal, masking."""
 
+import pytest
 import torch
 
 from relnet import ConvObjects, ObjectMLP, QuestionLSTM, SentenceObjects, StateObjects
@@ -14,6 +15,18 @@ def test_conv_objects_paper_sizes():
     objs, _ = conv(torch.randn(2, 3, 75, 75))
     assert objs.shape == (2, 25, 26)  # 75 -> 5x5
     assert ConvObjects.output_size(75, 4) == 5 and ConvObjects.output_size(128, 4) == 8
+
+
+def test_conv_objects_layer_order():
+    bn_relu = [type(m).__name__ for m in ConvObjects(channels=(4, 4)).conv]
+    relu_bn = [type(m).__name__ for m in ConvObjects(channels=(4, 4), order="relu-bn").conv]
+    assert bn_relu == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
+    assert relu_bn == ["Conv2d", "ReLU", "BatchNorm2d"] * 2
+    conv = ConvObjects(channels=(4, 4), order="relu-bn").train()
+    cells = conv(torch.rand(8, 3, 20, 20))[0][..., :4]  # batch-normalised last: zero mean per channel
+    assert torch.allclose(cells.mean(dim=(0, 1)), torch.zeros(4), atol=1e-5)
+    with pytest.raises(ValueError, match="order"):
+        ConvObjects(order="bn")
 
 
 def test_grid_coordinates_span_and_order():

@@ -27,29 +27,33 @@ def grid_coordinates(d_rows: int, d_cols: int, *, device=None, dtype=torch.float
 class ConvObjects(nn.Module):
     """A stack of strided 3x3 convolutions whose output cells are the objects (paper: 4 x 24 channels).
 
-    Each layer is Conv(3x3, stride 2, padding 1) -> BatchNorm -> ReLU. A 75x75 image gives 5x5 = 25 cells,
-    128x128 gives 8x8 = 64. Each cell's features are concatenated with its (x, y) coordinate in [-1, 1].
+    Each layer is Conv(3x3, stride 2, padding 1) -> BatchNorm -> ReLU (``order="bn-relu"``, mesnico's and
+    aelnouby's order) or Conv -> ReLU -> BatchNorm (``order="relu-bn"``, kimhc6028's; the paper does not say). A 75x75
+    image gives 5x5 = 25 cells, 128x128 gives 8x8 = 64. Each cell's features are concatenated with its (x, y)
+    coordinate in [-1, 1].
 
     Args:
         in_channels: image channels.
         channels: output channels of each layer.
         kernel_size, stride: of every layer.
+        order: ``"bn-relu"`` or ``"relu-bn"``. With ``relu-bn`` the objects are normalised features (zero mean, unit
+            variance per channel) instead of sparse non-negative ones.
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, channels[-1] + 2)``, mask None.
     """
 
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24, 24), kernel_size: int = 3,
-                 stride: int = 2) -> None:
+                 stride: int = 2, order: str = "bn-relu") -> None:
         super().__init__()
+        if order not in ("bn-relu", "relu-bn"):
+            raise ValueError(f"order must be 'bn-relu' or 'relu-bn', got {order!r}")
         layers: list[nn.Module] = []
         prev = in_channels
         for c in channels:
-            layers += [
-                nn.Conv2d(prev, c, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-                nn.BatchNorm2d(c),
-                nn.ReLU(inplace=True),
-            ]
+            conv = nn.Conv2d(prev, c, kernel_size, stride=stride, padding=kernel_size // 2, bias=order == "relu-bn")
+            norm_act = [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            layers += [conv, *(norm_act if order == "bn-relu" else norm_act[::-1])]
             prev = c
         self.conv = nn.Sequential(*layers)
         self.object_dim = prev + 2

@@ -49,6 +49,7 @@ TASKS = ("connections", "count")
 MODELS = ("rn", "mlp")
 PRESETS = ("paper", "fast")
 READOUTS = ("f", "pair")
+PAIR_FEATURES = ("", "distance")
 N_BALLS = 10
 OBJECT_DIM = 35  # 16 x + 16 y + RGB
 
@@ -66,6 +67,7 @@ class ModelConfig:
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
     input_norm: str = ""  # "" or "whiten": a fixed whitening of each row's 32 positions, fitted on training data
+    pair_features: str = ""  # "" or "distance": g also reads the pair's 16 per-frame distances (rn only)
 
 
 @dataclass
@@ -111,37 +113,71 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
 
 
 class PairReadoutRN(nn.Module):
-    """A per-pair readout of the RN's g: ``logit_ij = w . g(o_i, o_j) + b`` (no sum over pairs, no f).
+    """The RN's g on every ordered pair, read out per pair (``readout="pair"``) or summed and read out by f.
 
-    g is built and applied as in :class:`relnet.nn.RelationNetwork`: its first layer is factorised
-    (``W [o_i; o_j] + b = W_a o_i + W_b o_j + b``), so each object is projected once.
+    ``readout="pair"``: ``logit_ij = w . g(o_i, o_j, e_ij) + b`` (no sum over pairs, no f).
+    ``readout="f"``: ``f(LayerNorm(sum_ij g(o_i, o_j, e_ij)))`` (the RN, with pair features).
 
-    Shapes: objects ``(B, N, D)`` -> logits ``(B, N, N)``.
+    ``e_ij`` are optional pair features (``pair_dim > 0``): inputs that belong to the pair, not to either object,
+    such as the distance between two balls in each frame. g's first layer is factorised as in
+    :class:`relnet.nn.RelationNetwork`: ``W [o_i; o_j; e_ij] + b = W_a o_i + W_b o_j + W_e e_ij + b``, so each object
+    is projected once.
+
+    Shapes: objects ``(B, N, D)``, pair features ``(B, N, N, E)`` or None -> logits ``(B, N, N)`` (pair) or
+    ``(B, out_dim)`` (f).
     """
 
-    def __init__(self, *, object_dim: int, g_dims: tuple[int, ...]) -> None:
+    def __init__(self, *, object_dim: int, g_dims: tuple[int, ...], pair_dim: int = 0, readout: str = "pair",
+                 f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "") -> None:
         super().__init__()
         if not g_dims:
             raise ValueError("g_dims must have at least one layer")
-        self.object_dim = object_dim
-        self.g_in = nn.Linear(2 * object_dim, g_dims[0])
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.object_dim, self.pair_dim, self.readout = object_dim, pair_dim, readout
+        self.g_in = nn.Linear(2 * object_dim + pair_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
-        self.edge = nn.Linear(g_dims[-1], 1)
+        if readout == "pair":
+            self.edge = nn.Linear(g_dims[-1], 1)
+        else:
+            self.norm = nn.LayerNorm(g_dims[-1]) if aggregate_norm == "layer" else nn.Identity()
+            self.f = MLP(g_dims[-1], list(f_dims), out_dim)
 
-    def relations(self, objects: Tensor) -> Tensor:
-        """``g(o_i, o_j)`` for every ordered pair: ``(B, N, D) -> (B, N, N, G)``."""
+    def relations(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
+        """``g(o_i, o_j, e_ij)`` for every ordered pair: ``(B, N, D), (B, N, N, E) -> (B, N, N, G)``."""
         if objects.ndim != 3 or objects.shape[-1] != self.object_dim:
             raise ValueError(f"objects must have shape (B, N, {self.object_dim}), got {tuple(objects.shape)}")
         B, N, D = objects.shape
-        w = self.g_in.weight  # (H, 2D)
+        if self.pair_dim and (pair_features is None or pair_features.shape != (B, N, N, self.pair_dim)):
+            got = None if pair_features is None else tuple(pair_features.shape)
+            raise ValueError(f"pair features must have shape ({B}, {N}, {N}, {self.pair_dim}), got {got}")
+        w = self.g_in.weight  # (H, 2D+E)
         left = objects @ w[:, :D].T  # (B, N, H)
-        right = objects @ w[:, D:].T + self.g_in.bias  # (B, N, H)
-        h = torch.relu(left[:, :, None, :] + right[:, None, :, :])  # (B, N, N, H)
-        h = self.g_rest(h.reshape(B * N * N, -1))  # (B*N*N, G)
+        right = objects @ w[:, D : 2 * D].T + self.g_in.bias  # (B, N, H)
+        h = left[:, :, None, :] + right[:, None, :, :]  # (B, N, N, H)
+        if self.pair_dim:
+            h = h + pair_features @ w[:, 2 * D :].T  # (B, N, N, H)
+        h = self.g_rest(torch.relu(h).reshape(B * N * N, -1))  # (B*N*N, G)
         return h.view(B, N, N, -1)
 
-    def forward(self, objects: Tensor) -> Tensor:
-        return self.edge(self.relations(objects)).squeeze(-1)  # (B, N, N)
+    def forward(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
+        rel = self.relations(objects, pair_features)  # (B, N, N, G)
+        if self.readout == "pair":
+            return self.edge(rel).squeeze(-1)  # (B, N, N)
+        return self.f(self.norm(rel.sum(dim=(1, 2))))  # (B, out_dim)
+
+
+def pair_distances(objects: Tensor, frames: int = 16) -> Tensor:
+    """The distance between balls i and j in each frame: ``(B, N, D) -> (B, N, N, frames)``.
+
+    Rows are ``[x_0..x_{T-1}, y_0..y_{T-1}, ...]`` (``relnet.tasks.physics.sim.objects``). A rigid pair keeps its
+    distance, a spring pair's distance oscillates about the rest length; unconnected balls' distance follows their
+    free paths. The distance is not a linear function of the two rows, so g's first layer cannot form it itself.
+    """
+    x, y = objects[..., :frames], objects[..., frames : 2 * frames]  # (B, N, T) each
+    dx = x[:, :, None, :] - x[:, None, :, :]  # (B, N, N, T)
+    dy = y[:, :, None, :] - y[:, None, :, :]
+    return torch.sqrt(dx * dx + dy * dy + 1e-12)
 
 
 class PhysicsModel(nn.Module):
@@ -160,7 +196,12 @@ class PhysicsModel(nn.Module):
             raise ValueError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
         if cfg.readout == "pair" and (cfg.task != "connections" or cfg.kind != "rn"):
             raise ValueError("readout 'pair' needs task 'connections' and model 'rn'")
+        if cfg.pair_features not in PAIR_FEATURES:
+            raise ValueError(f"pair_features must be one of {PAIR_FEATURES}, got {cfg.pair_features!r}")
+        if cfg.pair_features and cfg.kind != "rn":
+            raise ValueError("pair_features need model 'rn'")
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
+        self.pair_features = cfg.pair_features
         if cfg.input_norm not in ("", "whiten"):
             raise ValueError(f"input_norm must be '' or 'whiten', got {cfg.input_norm!r}")
         N, D = cfg.num_objects, cfg.object_dim
@@ -171,11 +212,17 @@ class PhysicsModel(nn.Module):
             self.register_buffer("in_mean", torch.zeros(P))
             self.register_buffer("in_proj", torch.eye(P))
         out = N * N if cfg.task == "connections" else N
+        frames = (D - 3) // 2
+        if cfg.pair_features:  # fixed whitening of the per-frame distances, fitted with the positions'
+            self.register_buffer("pair_mean", torch.zeros(frames))
+            self.register_buffer("pair_proj", torch.eye(frames))
         if cfg.kind == "mlp":
             self.net = ObjectMLP(num_objects=N, object_dim=D, hidden_dims=tuple(cfg.g_dims) + tuple(cfg.f_dims),
                                  out_dim=out)
-        elif cfg.readout == "pair":
-            self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims))
+        elif cfg.readout == "pair" or cfg.pair_features:
+            self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims), pair_dim=frames if cfg.pair_features else 0,
+                                     readout=cfg.readout, f_dims=tuple(cfg.f_dims), out_dim=out,
+                                     aggregate_norm=cfg.aggregate_norm)
         else:
             self.net = RelationNetwork(object_dim=D, g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=out,
                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
@@ -184,11 +231,14 @@ class PhysicsModel(nn.Module):
         B, N, _ = objects.shape
         if N != self.num_objects:
             raise ValueError(f"objects must have shape (B, {self.num_objects}, D), got {tuple(objects.shape)}")
+        pair = None
+        if self.pair_features:
+            pair = (pair_distances(objects, self.pair_mean.numel()) - self.pair_mean) @ self.pair_proj  # (B, N, N, T)
         if self.input_norm:
             P = self.in_mean.numel()
             pos = (objects[..., :P] - self.in_mean) @ self.in_proj  # (B, N, P): decorrelated, unit variance
             objects = torch.cat([pos, objects[..., P:]], dim=-1)  # (B, N, D)
-        logits = self.net(objects)
+        logits = self.net(objects) if pair is None else self.net(objects, pair)
         if self.task == "count":
             return logits  # (B, N)
         logits = logits.view(B, N, N)  # (B, N, N): entry (i, j) = pair (i, j), as sim's edges
@@ -205,16 +255,26 @@ class PhysicsModel(nn.Module):
         the small-variance directions (accelerations), which whitening brings to the same scale as the rest. It is a
         fixed linear map of the same inputs (no new information), saved with the weights.
         """
-        if not self.input_norm:
-            return
-        P = self.in_mean.numel()
-        x = objects[..., :P].reshape(-1, P).double()  # (S*N, P)
-        mean = x.mean(0)
-        cov = torch.cov((x - mean).T)  # (P, P)
-        evals, evecs = torch.linalg.eigh(cov)
-        proj = evecs @ torch.diag(evals.clamp(min=eps).rsqrt()) @ evecs.T  # symmetric C^{-1/2}
-        self.in_mean.copy_(mean.float())
-        self.in_proj.copy_(proj.float())
+        if self.input_norm:
+            P = self.in_mean.numel()
+            mean, proj = _whitening(objects[..., :P].reshape(-1, P), eps)
+            self.in_mean.copy_(mean)
+            self.in_proj.copy_(proj)
+        if self.pair_features:
+            T = self.pair_mean.numel()
+            d = pair_distances(objects[:2000], T)  # (S, N, N, T); the diagonal (0) is part of what g sees too
+            mean, proj = _whitening(d.reshape(-1, T), eps)
+            self.pair_mean.copy_(mean)
+            self.pair_proj.copy_(proj)
+
+
+def _whitening(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Mean and symmetric inverse square root of the covariance of the rows of ``x`` ``(M, P)``."""
+    x = x.double()
+    mean = x.mean(0)
+    evals, evecs = torch.linalg.eigh(torch.cov((x - mean).T))  # (P,), (P, P)
+    proj = evecs @ torch.diag(evals.clamp(min=eps).rsqrt()) @ evecs.T
+    return mean.float(), proj.float()
 
 
 def build_model(cfg: ModelConfig) -> PhysicsModel:
@@ -225,5 +285,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "build_model",
+__all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "pair_distances", "build_model",
            "count_parameters", "TASKS", "MODELS", "PRESETS"]
