@@ -7,6 +7,10 @@ default CPU training step spends a large share of its time in page faults (~120,
 compact Sort-of-CLEVR RN; measured with ``getrusage``). Raising the mmap and trim thresholds keeps freed memory in the
 process for reuse: the same step then takes ~1,900 faults. Memory is still freed for reuse, just not unmapped, so the
 peak resident size is unchanged.
+
+``flush_denormals()``: as a run converges, many gradients, Adam moments and activations fall into the subnormal
+float range, where x86 arithmetic is many times slower. A physics RN run (1 thread) went from 45 ms per step at the
+start to 143 ms at step 3,000 without it. Flushing subnormals to zero changes values below ~1e-38 only.
 """
 
 from __future__ import annotations
@@ -50,3 +54,10 @@ def keep_freed_memory(enable: bool = True, *, threshold: int = 1 << 30) -> bool:
     if not ok:
         log.debug("mallopt refused the thresholds")
     return ok
+
+
+def flush_denormals(enable: bool = True) -> bool:
+    """Treat subnormal floats as zero on this CPU (x86 with SSE3; a no-op elsewhere). Returns whether it took effect."""
+    import torch
+
+    return bool(torch.set_flush_denormal(enable))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from relnet.tasks.physics import sim
-from relnet.tasks.physics.model import ModelConfig, build_model, count_parameters, pair_distances, preset
+from relnet.tasks.physics.model import ModelConfig, build_model, count_parameters, pair_distances, pair_features, preset
 from relnet.tasks.physics.task import Scenes, connection_metrics, count_metrics, task_loss
 
 SMALL = dict(g_dims=(32, 32), f_dims=(32,))
@@ -114,6 +114,22 @@ def test_pair_distances_by_hand():
     for b, i, j, t in [(0, 1, 2, 0), (1, 9, 3, 15), (0, 4, 4, 7)]:
         want = ((x[b, i, t] - x[b, j, t]) ** 2 + (x[b, i, 16 + t] - x[b, j, 16 + t]) ** 2).sqrt()
         assert torch.allclose(d[b, i, j, t], want, atol=1e-5)
+
+
+def test_dynamics_pair_features_radial_acceleration_by_hand():
+    # ball 0 at rest at the origin, ball 1 on the x axis at 1 + 0.1 t^2: radial acceleration 0.2 every inner frame
+    x = torch.zeros(1, 10, 35)
+    t = torch.arange(16.0)
+    x[0, 1, :16] = 1 + 0.1 * t**2
+    x[0, 2, 16:32] = 0.5 + 0.3 * t  # ball 2 moves at constant speed along y: no radial acceleration w.r.t. ball 0
+    e = pair_features(x, "dynamics")  # (1, N, N, 30)
+    assert e.shape == (1, 10, 10, 30)
+    assert torch.allclose(e[0, 1, 0, :16], 1 + 0.1 * t**2)
+    assert torch.allclose(e[0, 1, 0, 16:], torch.full((14,), 0.2), atol=1e-4)
+    assert torch.allclose(e[0, 0, 1, 16:], torch.full((14,), 0.2), atol=1e-4)  # the same seen from the other ball
+    assert torch.allclose(e[0, 2, 0, 16:], torch.zeros(14), atol=1e-4)
+    assert torch.allclose(e[0, 3, 3], torch.zeros(30), atol=1e-5)  # a ball with itself
+    assert torch.equal(pair_features(x, "distance"), pair_distances(x))
 
 
 @pytest.mark.parametrize("task,readout", [("connections", "pair"), ("count", "f")])

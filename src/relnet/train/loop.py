@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from relnet.checkpoint import (load_trainer_state, load_weights, read_config, recover_dir, save_checkpoint,
                                write_json_atomic, write_text_atomic)
 from relnet.errors import UserError
-from relnet.perf import keep_freed_memory
+from relnet.perf import flush_denormals, keep_freed_memory
 from relnet.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,7 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     """
     validate_config(cfg)  # before joining a process group: a bad option must not leave the others waiting
     keep_freed_memory()  # avoid re-faulting pair-sized activations every step (see relnet.perf)
+    flush_denormals()  # tiny gradients and Adam moments otherwise slow late training steps down (see relnet.perf)
     d = init_distributed()
     micro, accum = validate_config(cfg, d.world)
     if cfg.threads > 0:
