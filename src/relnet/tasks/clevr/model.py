@@ -77,6 +77,7 @@ class ModelConfig:
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"  # sum (paper) | mean
+    aggregate_norm: str = ""  # "" (paper) | "layer": LayerNorm on the aggregated relation (see RelationNetwork)
 
 
 @dataclass
@@ -193,7 +194,7 @@ class ClevrModel(nn.Module):
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=object_dim, question_dim=cfg.lstm_dim, g_dims=cfg.g_dims,
                                         f_dims=cfg.f_dims, out_dim=NUM_ANSWERS, f_dropout=cfg.f_dropout,
-                                        reduce=cfg.reduce)
+                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
         else:  # the MLP baseline: as many layers of the same widths as g and f together
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
