@@ -49,7 +49,6 @@ def reproduce(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t
     ckpt = run_dir / "checkpoint"
     results = {"valid": evaluate_checkpoint(ckpt, args.data, "valid")}
-    results["train_questions_by_task"] = train_counts(cfg)
     if find_task_files(args.data, "test"):
         results["test"] = evaluate_checkpoint(ckpt, args.data, "test")
     if args.ship:
@@ -64,7 +63,7 @@ def reproduce(args: argparse.Namespace) -> int:
     info = {"preset": args.preset, "overrides": list(args.overrides), "steps": trained.step,
             "train_seconds": trained.seconds, "wall_seconds": wall, "run_dir": str(run_dir),
             "batch_size": cfg.train.batch_size, "train_questions": _train_questions(trained.history, cfg),
-            "time_to_best": time_to_best(trained.history), "train_questions_by_task": results.pop("train_questions_by_task")}
+            "time_to_best": time_to_best(trained.history), "train_questions_by_task": train_counts(cfg)}
     text = render_report(results, info, cfg, curve.name)
     tmp = report.with_name(f".{report.name}.tmp")
     tmp.write_text(text)

@@ -186,13 +186,12 @@ def pair_features(objects: Tensor, kind: str, frames: int = 16) -> Tensor:
     centripetal term) and a rod keeps ``d`` constant. Both are products of the two rows' differences, which g's
     first layer (linear in ``[o_i; o_j]``) cannot form. Scale is irrelevant: the model whitens the features.
     """
-    d = pair_distances(objects, frames)  # (B, N, N, T)
+    if kind not in PAIR_FEATURES[1:]:
+        raise ValueError(f"pair features must be one of {PAIR_FEATURES[1:]}, got {kind!r}")
+    rel = _pair_offsets(objects, frames)  # (B, N, N, T, 2)
+    d = _length(rel)  # (B, N, N, T)
     if kind == "distance":
         return d
-    if kind != "dynamics":
-        raise ValueError(f"pair features must be one of {PAIR_FEATURES[1:]}, got {kind!r}")
-    x, y = objects[..., :frames], objects[..., frames : 2 * frames]  # (B, N, T)
-    rel = torch.stack([x[:, :, None] - x[:, None], y[:, :, None] - y[:, None]], dim=-1)  # (B, N, N, T, 2)
     acc = rel[..., 2:, :] - 2 * rel[..., 1:-1, :] + rel[..., :-2, :]  # (B, N, N, T-2, 2) second differences
     unit = rel[..., 1:-1, :] / (d[..., 1:-1, None] + 1e-6)  # (B, N, N, T-2, 2); 0 on the diagonal
     return torch.cat([d, (acc * unit).sum(-1)], dim=-1)  # (B, N, N, 2T-2)
@@ -208,10 +207,18 @@ def pair_distances(objects: Tensor, frames: int = 16) -> Tensor:
     distance, a spring pair's distance oscillates about the rest length; unconnected balls' distance follows their
     free paths. The distance is not a linear function of the two rows, so g's first layer cannot form it itself.
     """
-    x, y = objects[..., :frames], objects[..., frames : 2 * frames]  # (B, N, T) each
-    dx = x[:, :, None, :] - x[:, None, :, :]  # (B, N, N, T)
-    dy = y[:, :, None, :] - y[:, None, :, :]
-    return torch.sqrt(dx * dx + dy * dy + 1e-12)
+    return _length(_pair_offsets(objects, frames))
+
+
+def _pair_offsets(objects: Tensor, frames: int) -> Tensor:
+    """``o_i - o_j`` in position, per frame: ``(B, N, D) -> (B, N, N, frames, 2)`` (x, y)."""
+    xy = torch.stack([objects[..., :frames], objects[..., frames : 2 * frames]], dim=-1)  # (B, N, T, 2)
+    return xy[:, :, None] - xy[:, None]
+
+
+def _length(offsets: Tensor) -> Tensor:
+    """Euclidean length over the last axis, smooth at 0 (the diagonal): ``(..., 2) -> (...)``."""
+    return torch.sqrt((offsets * offsets).sum(-1) + 1e-12)
 
 
 class PhysicsModel(nn.Module):
@@ -321,5 +328,5 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "pair_distances", "pair_features", "build_model",
-           "count_parameters", "TASKS", "MODELS", "PRESETS"]
+__all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "pair_distances",
+           "pair_features", "build_model", "count_parameters", "TASKS", "MODELS", "PRESETS"]
