@@ -29,6 +29,33 @@ def test_conv_objects_layer_order():
         ConvObjects(order="bn")
 
 
+
+@pytest.mark.parametrize("size", [75, 128, 20, 9])
+def test_conv_objects_maxpool_keeps_the_grid(size):
+    strided = ConvObjects(channels=(4, 4, 4, 4))
+    pooled = ConvObjects(channels=(4, 4, 4, 4), downsample="maxpool")
+    x = torch.rand(2, 3, size, size)
+    assert pooled(x)[0].shape == strided(x)[0].shape
+    assert [type(m).__name__ for m in pooled.conv][:4] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    assert all(m.stride == (1, 1) for m in pooled.conv if isinstance(m, torch.nn.Conv2d))
+
+
+def test_conv_objects_maxpool_cell_sees_its_whole_area():
+    """A 1-pixel dot anywhere in a cell's 2x2 block reaches that cell; a strided convolution samples every other
+    pixel, so (with a 1x1 kernel) it misses the dot on odd rows/columns."""
+    pooled = ConvObjects(channels=(1,), kernel_size=1, downsample="maxpool").eval()
+    strided = ConvObjects(channels=(1,), kernel_size=1).eval()
+    for conv in (pooled, strided):
+        torch.nn.init.ones_(conv.conv[0].weight)
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, :, 1, 3] = 1.0  # odd row and column: inside cell (0, 1) of the 2x2 grid
+    p = pooled.feature_map(x)[0, 0]
+    s = strided.feature_map(x)[0, 0]
+    assert p.argmax() == 1 and p[0, 1] > p[0, 0]
+    assert torch.allclose(s, s[0, 0])  # the strided sample never saw it
+    with pytest.raises(ValueError, match="downsample"):
+        ConvObjects(downsample="avg")
+
 def test_grid_coordinates_span_and_order():
     c = grid_coordinates(5, 5)
     assert c.shape == (25, 2)

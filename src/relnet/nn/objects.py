@@ -38,22 +38,31 @@ class ConvObjects(nn.Module):
         kernel_size, stride: of every layer.
         order: ``"bn-relu"`` or ``"relu-bn"``. With ``relu-bn`` the objects are normalised features (zero mean, unit
             variance per channel) instead of sparse non-negative ones.
+        downsample: ``"stride"`` (the paper: strided convolutions) or ``"maxpool"`` (stride-1 convolutions, each
+            followed by a ``stride`` x ``stride`` max-pool with ceil mode: the same grid, ~4x the convolution
+            arithmetic, and a cell keeps the strongest response of its area instead of a strided sample).
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, channels[-1] + 2)``, mask None.
     """
 
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24, 24), kernel_size: int = 3,
-                 stride: int = 2, order: str = "bn-relu") -> None:
+                 stride: int = 2, order: str = "bn-relu", downsample: str = "stride") -> None:
         super().__init__()
         if order not in ("bn-relu", "relu-bn"):
             raise ValueError(f"order must be 'bn-relu' or 'relu-bn', got {order!r}")
+        if downsample not in ("stride", "maxpool"):
+            raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}")
         layers: list[nn.Module] = []
         prev = in_channels
+        pool = downsample == "maxpool" and stride > 1
         for c in channels:
-            conv = nn.Conv2d(prev, c, kernel_size, stride=stride, padding=kernel_size // 2, bias=order == "relu-bn")
+            conv = nn.Conv2d(prev, c, kernel_size, stride=1 if pool else stride, padding=kernel_size // 2,
+                             bias=order == "relu-bn")
             norm_act = [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
             layers += [conv, *(norm_act if order == "bn-relu" else norm_act[::-1])]
+            if pool:  # ceil_mode: the same grid as a padded strided convolution (75 -> 38 -> 19 -> 10 -> 5)
+                layers.append(nn.MaxPool2d(stride, ceil_mode=True))
             prev = c
         self.conv = nn.Sequential(*layers)
         self.object_dim = prev + 2

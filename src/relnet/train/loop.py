@@ -27,6 +27,7 @@ writes checkpoints; the run folder must be on a file system every process can re
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -83,6 +84,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = False  # this call created the process group, so it also tears it down
 
     @property
     def main(self) -> bool:
@@ -101,12 +103,14 @@ def init_distributed() -> Dist:
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         # Rank 0 evaluates alone while the others wait at a barrier; a full CLEVR evaluation can outlast the
         # default collective timeout (10 min for NCCL), so the limit is generous and configurable.
         minutes = float(os.environ.get("RELNET_DIST_TIMEOUT_MIN", "180"))
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=minutes))
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device)
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device,
+                owns_group=owns)
 
 
 # -- schedule and data order --------------------------------------------------------------------------------------
@@ -410,6 +414,14 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
             plot_curves(history, run_dir / "curve.png", title=task.name)
         except Exception as e:  # a plot must never lose a finished run
             log.warning("could not plot learning curves: %s", e)
+    if d.world > 1 and d.owns_group:
+        # Tear the group down explicitly, DDP's reducer (which holds the group) first: left to interpreter exit,
+        # gloo's work objects can be destroyed during finalisation and a rank dies with "terminate called without
+        # an active exception" (SIGABRT) after a run that finished (1 run in ~10 in CI and here).
+        del model
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
     return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
 
 
