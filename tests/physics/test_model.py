@@ -229,3 +229,33 @@ def test_tiny_overfit(tiny_scenes, one_thread, task, steps, cfg):
     with torch.no_grad():
         _, stats = task_loss(task, m(x), e, s)
     assert stats["correct"] / 64 >= (0.9 if task == "connections" else 0.95), stats
+
+
+@pytest.mark.parametrize("task,readout", [("connections", "pair"), ("count", "f")])
+def test_two_rounds_match_naive_loop_and_stay_equivariant(task, readout):
+    # round 2: g2([o_i; c_i], [o_j; c_j], e_ij) with c_i = LayerNorm(mean_k g(o_i, o_k, e_ik))
+    torch.manual_seed(3)
+    m = small(task, readout=readout, pair_features="distance", aggregate_norm="layer", rounds=2)
+    x = torch.randn(2, 10, 35)
+    m.fit_input_norm(torch.randn(50, 10, 35))
+    out = m(x)
+    net = m.net
+    e = (pair_distances(x) - m.pair_mean) @ m.pair_proj  # (B, N, N, 16)
+
+    def g(first, rest, rows, b, i, j):
+        return rest(torch.relu(first(torch.cat([rows[b, i], rows[b, j], e[b, i, j]]))))
+
+    h1 = torch.stack([torch.stack([torch.stack([g(net.g_in, net.g_rest, x, b, i, j) for j in range(10)])
+                                   for i in range(10)]) for b in range(2)])  # (B, N, N, G)
+    rows = torch.cat([x, net.context_norm(h1.mean(2))], -1)  # (B, N, D + G)
+    h2 = torch.stack([torch.stack([torch.stack([g(net.g2_in, net.g2_rest, rows, b, i, j) for j in range(10)])
+                                   for i in range(10)]) for b in range(2)])
+    want = net.edge(h2).squeeze(-1) if task == "connections" else net.f(net.norm(h2.sum(dim=(1, 2))))
+    assert torch.allclose(out, want, atol=1e-4)
+    perm = torch.randperm(10)
+    expected = out[:, perm][:, :, perm] if task == "connections" else out
+    assert torch.allclose(m(x[:, perm]), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="rounds"):
+        small(kind="mlp", rounds=2)
+    with pytest.raises(ValueError, match="rounds"):
+        small(rounds=3)

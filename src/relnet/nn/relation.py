@@ -88,9 +88,10 @@ class RelationNetwork(nn.Module):
         # g's first layer acts on [o_i; o_j; q]; it is stored whole (so it reads like the paper) and applied split.
         self.g_in = nn.Linear(2 * object_dim + question_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
-        if aggregate_norm not in (None, "layer"):
-            raise ValueError(f"aggregate_norm must be None or 'layer', got {aggregate_norm!r}")
-        self.norm = nn.LayerNorm(g_dims[-1]) if aggregate_norm == "layer" else nn.Identity()
+        if aggregate_norm not in (None, "layer", "batch"):
+            raise ValueError(f"aggregate_norm must be None, 'layer' or 'batch', got {aggregate_norm!r}")
+        norms = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
+        self.norm = norms[aggregate_norm](g_dims[-1]) if aggregate_norm else nn.Identity()
         self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
         self.relation_dim = g_dims[-1]
         if pair_index is not None:

@@ -77,6 +77,7 @@ class ModelConfig:
     aggregate_norm: str = ""  # "" or "layer"
     input_norm: str = ""  # "" or "whiten": a fixed whitening of each row's 32 positions, fitted on training data
     pair_features: str = ""  # "", "distance" (16 per-frame distances) or "dynamics" (+ 14 radial accelerations)
+    rounds: int = 1  # 1: the RN's g; 2: a second g also reading each ball's summed first-round relations
 
 
 @dataclass
@@ -138,15 +139,22 @@ class PairReadoutRN(nn.Module):
     """
 
     def __init__(self, *, object_dim: int, g_dims: tuple[int, ...], pair_dim: int = 0, readout: str = "pair",
-                 f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "") -> None:
+                 f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "", rounds: int = 1) -> None:
         super().__init__()
         if not g_dims:
             raise ValueError("g_dims must have at least one layer")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        self.object_dim, self.pair_dim, self.readout = object_dim, pair_dim, readout
+        if rounds not in (1, 2):
+            raise ValueError(f"rounds must be 1 or 2, got {rounds}")
+        self.object_dim, self.pair_dim, self.readout, self.rounds = object_dim, pair_dim, readout, rounds
         self.g_in = nn.Linear(2 * object_dim + pair_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
+        if rounds == 2:  # a second g that also reads each ball's summed first-round relations (see the docstring)
+            ctx = object_dim + g_dims[-1]
+            self.context_norm = nn.LayerNorm(g_dims[-1])
+            self.g2_in = nn.Linear(2 * ctx + pair_dim, g_dims[0])
+            self.g2_rest = MLP(g_dims[0], list(g_dims[1:]))
         if readout == "pair":
             self.edge = nn.Linear(g_dims[-1], 1)
         else:
@@ -161,20 +169,30 @@ class PairReadoutRN(nn.Module):
         if self.pair_dim and (pair_features is None or pair_features.shape != (B, N, N, self.pair_dim)):
             got = None if pair_features is None else tuple(pair_features.shape)
             raise ValueError(f"pair features must have shape ({B}, {N}, {N}, {self.pair_dim}), got {got}")
-        w = self.g_in.weight  # (H, 2D+E)
-        left = objects @ w[:, :D].T  # (B, N, H)
-        right = objects @ w[:, D : 2 * D].T + self.g_in.bias  # (B, N, H)
-        h = left[:, :, None, :] + right[:, None, :, :]  # (B, N, N, H)
-        if self.pair_dim:
-            h = h + pair_features @ w[:, 2 * D :].T  # (B, N, N, H)
-        h = self.g_rest(torch.relu(h).reshape(B * N * N, -1))  # (B*N*N, G)
-        return h.view(B, N, N, -1)
+        rel = _pair_mlp(self.g_in, self.g_rest, objects, pair_features)  # (B, N, N, G)
+        if self.rounds == 1:
+            return rel
+        context = self.context_norm(rel.mean(dim=2))  # (B, N, G): ball i's relations to every ball, pooled
+        return _pair_mlp(self.g2_in, self.g2_rest, torch.cat([objects, context], dim=-1), pair_features)
 
     def forward(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
         rel = self.relations(objects, pair_features)  # (B, N, N, G)
         if self.readout == "pair":
             return self.edge(rel).squeeze(-1)  # (B, N, N)
         return self.f(self.norm(rel.sum(dim=(1, 2))))  # (B, out_dim)
+
+
+def _pair_mlp(first: nn.Linear, rest: nn.Module, rows: Tensor, pair_features: Tensor | None) -> Tensor:
+    """``rest(relu(first([r_i; r_j; e_ij])))`` for every ordered pair, with ``first`` factorised so that each row is
+    projected once: ``(B, N, D), (B, N, N, E) or None -> (B, N, N, G)``."""
+    B, N, D = rows.shape
+    w = first.weight  # (H, 2D+E)
+    left = rows @ w[:, :D].T  # (B, N, H)
+    right = rows @ w[:, D : 2 * D].T + first.bias  # (B, N, H)
+    h = left[:, :, None, :] + right[:, None, :, :]  # (B, N, N, H)
+    if pair_features is not None and w.shape[1] > 2 * D:
+        h = h + pair_features @ w[:, 2 * D :].T  # (B, N, N, H)
+    return rest(torch.relu(h).reshape(B * N * N, -1)).view(B, N, N, -1)  # (B, N, N, G)
 
 
 def pair_features(objects: Tensor, kind: str, frames: int = 16) -> Tensor:
@@ -241,6 +259,8 @@ class PhysicsModel(nn.Module):
             raise ValueError(f"pair_features must be one of {PAIR_FEATURES}, got {cfg.pair_features!r}")
         if cfg.pair_features and cfg.kind != "rn":
             raise ValueError("pair_features need model 'rn'")
+        if cfg.rounds != 1 and cfg.kind != "rn":
+            raise ValueError("rounds > 1 needs model 'rn'")
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
         self.pair_features = cfg.pair_features
         if cfg.input_norm not in ("", "whiten"):
@@ -262,10 +282,10 @@ class PhysicsModel(nn.Module):
         if cfg.kind == "mlp":
             self.net = ObjectMLP(num_objects=N, object_dim=D, hidden_dims=tuple(cfg.g_dims) + tuple(cfg.f_dims),
                                  out_dim=out)
-        elif cfg.readout == "pair" or cfg.pair_features:
+        elif cfg.readout == "pair" or cfg.pair_features or cfg.rounds > 1:
             self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims), pair_dim=pair_dim,
                                      readout=cfg.readout, f_dims=tuple(cfg.f_dims), out_dim=out,
-                                     aggregate_norm=cfg.aggregate_norm)
+                                     aggregate_norm=cfg.aggregate_norm, rounds=cfg.rounds)
         else:
             self.net = RelationNetwork(object_dim=D, g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=out,
                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
