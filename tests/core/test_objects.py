@@ -56,6 +56,30 @@ def test_conv_objects_maxpool_cell_sees_its_whole_area():
     with pytest.raises(ValueError, match="downsample"):
         ConvObjects(downsample="avg")
 
+@pytest.mark.parametrize("coords,dim", [("append", 6), ("input", 4), ("both", 6)])
+def test_conv_objects_coordconv_channels(coords, dim):
+    m = ConvObjects(channels=(4, 4), coords=coords)
+    objects, _ = m(torch.rand(2, 3, 20, 20))
+    assert objects.shape == (2, 25, dim) and m.object_dim == dim
+    assert m.conv[0].in_channels == (5 if coords != "append" else 3)
+    if coords == "append":
+        torch.testing.assert_close(objects[0, :, -2:], grid_coordinates(5, 5))
+
+
+def test_conv_objects_coordconv_input_sees_position():
+    """With CoordConv, a 1x1 convolution reading only the x channel reproduces each pixel's x: the input channels
+    are (x, y) of the pixel, x growing to the right."""
+    m = ConvObjects(channels=(1,), kernel_size=1, stride=1, coords="input").eval()
+    with torch.no_grad():
+        m.conv[0].weight.zero_()
+        m.conv[0].weight[0, 3] = 1.0  # channel 3 = x
+        m.conv[1].running_var.fill_(1.0 - m.conv[1].eps)  # BatchNorm as the identity
+    out = m(torch.zeros(1, 3, 3, 4))[0][0, :, 0]  # (12,) row-major cells, ReLU'd
+    torch.testing.assert_close(out, torch.tensor([0.0, 0.0, 1 / 3, 1.0] * 3))
+    with pytest.raises(ValueError, match="coords"):
+        ConvObjects(coords="polar")
+
+
 def test_grid_coordinates_span_and_order():
     c = grid_coordinates(5, 5)
     assert c.shape == (25, 2)

@@ -24,6 +24,9 @@ def grid_coordinates(d_rows: int, d_cols: int, *, device=None, dtype=torch.float
     return torch.stack([xx, yy], dim=-1).reshape(-1, 2)
 
 
+COORDS = ("append", "input", "both")
+
+
 class ConvObjects(nn.Module):
     """A stack of strided 3x3 convolutions whose output cells are the objects (paper: 4 x 24 channels).
 
@@ -41,20 +44,27 @@ class ConvObjects(nn.Module):
         downsample: ``"stride"`` (the paper: strided convolutions) or ``"maxpool"`` (stride-1 convolutions, each
             followed by a ``stride`` x ``stride`` max-pool with ceil mode: the same grid, ~4x the convolution
             arithmetic, and a cell keeps the strongest response of its area instead of a strided sample).
+        coords: where the cells' positions come from. ``"append"`` (the paper): each cell's (x, y) is concatenated to
+            its features. ``"input"`` (CoordConv, Liu et al. 2018): two channels holding every pixel's (x, y) are
+            added to the image, so the CNN can tie position to content (an empty cell can say nothing at all, where
+            an appended coordinate is always there); nothing is appended. ``"both"``: both.
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, channels[-1] + 2)``, mask None.
     """
 
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24, 24), kernel_size: int = 3,
-                 stride: int = 2, order: str = "bn-relu", downsample: str = "stride") -> None:
+                 stride: int = 2, order: str = "bn-relu", downsample: str = "stride", coords: str = "append") -> None:
         super().__init__()
         if order not in ("bn-relu", "relu-bn"):
             raise ValueError(f"order must be 'bn-relu' or 'relu-bn', got {order!r}")
         if downsample not in ("stride", "maxpool"):
             raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}")
+        if coords not in COORDS:
+            raise ValueError(f"coords must be one of {COORDS}, got {coords!r}")
+        self.coords = coords
         layers: list[nn.Module] = []
-        prev = in_channels
+        prev = in_channels + 2 * (coords in ("input", "both"))
         pool = downsample == "maxpool" and stride > 1
         for c in channels:
             conv = nn.Conv2d(prev, c, kernel_size, stride=1 if pool else stride, padding=kernel_size // 2,
@@ -65,7 +75,7 @@ class ConvObjects(nn.Module):
                 layers.append(nn.MaxPool2d(stride, ceil_mode=True))
             prev = c
         self.conv = nn.Sequential(*layers)
-        self.object_dim = prev + 2
+        self.object_dim = prev + 2 * (coords in ("append", "both"))
 
     def feature_map(self, image: Tensor) -> Tensor:
         return self.conv(image)  # (B, C, d_h, d_w)
@@ -73,9 +83,15 @@ class ConvObjects(nn.Module):
     def forward(self, image: Tensor) -> tuple[Tensor, None]:
         if image.ndim != 4:
             raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
+        if self.coords in ("input", "both"):  # CoordConv: (x, y) of every pixel as two more input channels
+            B, _, H, W = image.shape
+            xy = grid_coordinates(H, W, device=image.device, dtype=image.dtype).T.reshape(1, 2, H, W)
+            image = torch.cat([image, xy.expand(B, -1, -1, -1)], dim=1)  # (B, C_in + 2, H, W)
         fmap = self.conv(image)  # (B, C, d_h, d_w)
         B, C, dh, dw = fmap.shape
         cells = fmap.flatten(2).transpose(1, 2)  # (B, d_h*d_w, C)
+        if self.coords == "input":
+            return cells, None  # (B, N, C): positions only as far as the CNN carries them
         coords = grid_coordinates(dh, dw, device=image.device, dtype=cells.dtype)  # (d_h*d_w, 2)
         return torch.cat([cells, coords.expand(B, -1, -1)], dim=-1), None  # (B, N, C+2)
 

@@ -50,6 +50,7 @@ class ModelConfig:
     cnn_channels: tuple[int, ...] = (24, 24, 24, 24)
     cnn_order: str = "bn-relu"  # or "relu-bn" (kimhc6028's order)
     cnn_downsample: str = "stride"  # or "maxpool" (stride-1 convolutions + 2x2 max-pools: the same 5x5 grid)
+    cnn_coords: str = "append"  # or "input" (CoordConv: x, y as input channels) or "both"
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -107,7 +108,8 @@ class PixelModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, image_size: int = 75) -> None:
         super().__init__()
-        self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample)
+        self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
+                               coords=cfg.cnn_coords)
         d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,

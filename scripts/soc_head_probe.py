@@ -1,0 +1,109 @@
+"""Diagnostic: how fast does the Sort-of-CLEVR RN *head* learn when the CNN is replaced by ideal cell features?
+
+Each of the 5x5 cells (15x15 px) of a 75x75 image becomes an object holding the fraction of its pixels that belong
+to each (colour, shape) pair (12 numbers) plus the cell's (x, y): everything the questions need is present and
+linearly readable, so what remains is the RN binding the question's colour to the right cell(s).
+Variant ``state25``: the 6 true state vectors plus 19 all-zero distractor objects at the free grid coordinates.
+
+    python scripts/soc_head_probe.py --features cells --lr 3e-4 --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from relnet.nn import RelationNetwork
+from relnet.tasks.sort_of_clevr import data as soc
+
+
+def cell_features(arrays: dict, grid: int = 5, gate: bool = False) -> torch.Tensor:
+    """``(N, grid*grid, 14)``: per cell the pixel fraction of each (colour, shape), then x, y in [-1, 1]."""
+    n = len(arrays["centres"])
+    size = arrays["images"].shape[1]
+    owner = np.full((n, size, size), -1, dtype=np.int64)  # object index drawn last at each pixel
+    sq, ci = soc._stamp_offsets(5)
+    for i in range(6):
+        for shape, offs in enumerate((sq, ci)):
+            sel = np.flatnonzero(arrays["shapes"][:, i] == shape)
+            rows = arrays["centres"][sel, i, 1, None] + offs[None, :, 0]
+            cols = arrays["centres"][sel, i, 0, None] + offs[None, :, 1]
+            owner[sel[:, None], rows, cols] = i
+    cell = -(-size // grid)
+    out = np.zeros((n, grid, grid, 12), dtype=np.float32)
+    shape_of = arrays["shapes"].astype(np.int64)  # (N, 6)
+    for r in range(grid):
+        for c in range(grid):
+            block = owner[:, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell].reshape(n, -1)  # (N, P)
+            for i in range(6):
+                frac = (block == i).mean(1)
+                out[np.arange(n), r, c, 2 * i + shape_of[:, i]] = frac
+    out *= 4.0
+    ys, xs = np.meshgrid(np.linspace(-1, 1, grid), np.linspace(-1, 1, grid), indexing="ij")
+    coords = np.broadcast_to(np.stack([xs, ys], -1)[None], (n, grid, grid, 2))
+    if gate:  # no position on empty cells
+        coords = coords * (out.sum(-1, keepdims=True) > 0)
+    return torch.from_numpy(np.concatenate([out, coords], -1).reshape(n, grid * grid, 14).astype(np.float32))
+
+
+def state25(arrays: dict, coords: bool = True) -> torch.Tensor:
+    s = soc.state_objects(arrays["centres"], arrays["shapes"])  # (N, 6, 10)
+    n = len(s)
+    pad = np.zeros((n, 19, 10), dtype=np.float32)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-1, 1, 5), indexing="ij")
+    pad[:, :, 8] = xs.ravel()[:19] * coords
+    pad[:, :, 9] = ys.ravel()[:19] * coords
+    return torch.from_numpy(np.concatenate([s, pad], 1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--features", default="cells", choices=["cells", "cells-gated", "state25", "state25zero", "state"])
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--g", default="128,128,128")
+    ap.add_argument("--agg", default="layer")
+    ap.add_argument("--reduce", default="sum")
+    ap.add_argument("--unordered", action="store_true")
+    ap.add_argument("--eval-every", type=int, default=500)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    sets = soc.load_or_generate(soc.SortOfClevrParams(seed=1))
+    feats = {"cells": cell_features, "cells-gated": lambda a: cell_features(a, gate=True), "state25": state25, "state25zero": lambda a: state25(a, coords=False),
+             "state": lambda a: torch.from_numpy(soc.state_objects(a["centres"], a["shapes"]))}[args.features]
+    xs = {k: feats(v) for k, v in sets.items()}
+    qs = {k: torch.from_numpy(v["questions"].reshape(-1, 11)).float() for k, v in sets.items()}
+    ys = {k: torch.from_numpy(v["answers"].reshape(-1)) for k, v in sets.items()}
+    sub = soc.question_subtype(sets["test"]["questions"]).reshape(-1)
+    model = RelationNetwork(object_dim=xs["train"].shape[-1], question_dim=11, g_dims=[int(x) for x in args.g.split(",")],
+                            f_dims=(256, 256), out_dim=10, aggregate_norm=args.agg or None, reduce=args.reduce,
+                            ordered=not args.unordered)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    n = len(ys["train"])
+    t0 = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        idx = torch.randint(0, n, (args.batch,))
+        loss = F.cross_entropy(model(xs["train"][idx // 20], qs["train"][idx]), ys["train"][idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                pred = model(xs["test"].repeat_interleave(20, 0), qs["test"]).argmax(-1)
+            model.train()
+            ok = (pred == ys["test"]).numpy()
+            print(json.dumps({"step": step, "s": round(time.perf_counter() - t0), "acc": round(ok.mean(), 3),
+                              "non_rel": round(ok[sub < 3].mean(), 3), "rel": round(ok[sub >= 3].mean(), 3),
+                              "by": [round(ok[sub == k].mean(), 2) for k in range(6)]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
