@@ -61,6 +61,27 @@ def state25(arrays: dict, coords: bool = True) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([s, pad], 1))
 
 
+class FilmRN(torch.nn.Module):
+    """RN whose every g layer is modulated by the question: ``h = relu(W h_prev * (1 + gamma(q)) + beta(q))``."""
+
+    def __init__(self, d: int, g: list[int]) -> None:
+        super().__init__()
+        dims = [2 * d] + g
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.film = torch.nn.ModuleList(torch.nn.Linear(11, 2 * b) for b in g)
+        self.norm = torch.nn.LayerNorm(g[-1])
+        self.f = torch.nn.Sequential(torch.nn.Linear(g[-1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                     torch.nn.ReLU(), torch.nn.Linear(256, 10))
+
+    def forward(self, o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        B, N, D = o.shape
+        h = torch.cat([o[:, :, None].expand(B, N, N, D), o[:, None].expand(B, N, N, D)], -1).reshape(B, N * N, 2 * D)
+        for lin, film in zip(self.layers, self.film):
+            gamma, beta = film(q)[:, None].chunk(2, -1)
+            h = torch.relu(lin(h) * (1 + gamma) + beta)
+        return self.f(self.norm(h.sum(1)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", default="cells", choices=["cells", "cells-gated", "state25", "state25zero", "state"])
@@ -71,6 +92,7 @@ def main() -> None:
     ap.add_argument("--agg", default="layer")
     ap.add_argument("--reduce", default="sum")
     ap.add_argument("--unordered", action="store_true")
+    ap.add_argument("--film", action="store_true")
     ap.add_argument("--eval-every", type=int, default=500)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -85,6 +107,8 @@ def main() -> None:
     model = RelationNetwork(object_dim=xs["train"].shape[-1], question_dim=11, g_dims=[int(x) for x in args.g.split(",")],
                             f_dims=(256, 256), out_dim=10, aggregate_norm=args.agg or None, reduce=args.reduce,
                             ordered=not args.unordered)
+    if args.film:
+        model = FilmRN(xs["train"].shape[-1], [int(x) for x in args.g.split(",")])
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     n = len(ys["train"])
     t0 = time.perf_counter()

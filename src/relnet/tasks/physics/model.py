@@ -26,11 +26,19 @@ Presets (``--preset``):
 preset   g                             f (+ linear out)    training
 =======  ============================  ==================  ========================================================
 paper    1000, 1000, 1000, 500         500, 100            Adam 1e-4, batch 50, constant; readout f, sum, no norm
-fast     256, 256, 256                 256, 256 (count)    Adam 2e-3, 200-step warm-up, cosine; batch 50; LayerNorm
+fast     256, 256, 256 (two rounds)    256, 256 (count)    Adam 2e-3, 200-step warm-up, cosine; batch 50; LayerNorm
                                                            on the summed relation (count); readout pair and
                                                            symmetric logits (connections); whitened positions;
-                                                           pair features "dynamics" (RN only)
+                                                           pair features "dynamics" and two rounds (RN only)
 =======  ============================  ==================  ========================================================
+
+Two rounds (``rounds=2``, **a deviation**, RN only): a second g of the same size reads, for each pair, both balls'
+rows extended by their pooled first-round relations ``c_i = LayerNorm(mean_k g(o_i, o_k, e_ik))``:
+``g2([o_i; c_i], [o_j; c_j], e_ij)``; its output replaces g's (read out per pair, or summed and read by f). Why: in
+a system of several springs each ball's acceleration is the sum of all its springs' pulls, so whether *this* pair is
+a spring depends on the ball's other relations, which one g(o_i, o_j) cannot see. Short runs (200,000 training
+scenes, 1 thread, cosine over 3,000 steps, validation): connections 77.3% of scenes with every connection right
+(one round) vs 80.4% (two rounds); count 81.9% vs 86.3%. A step costs about twice as much.
 
 Pair features (``pair_features``, **a deviation**, RN only): g also reads, for each pair, the distance between the
 two balls in each frame and their relative acceleration along the line between them (:func:`pair_features`). Both
@@ -114,7 +122,7 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
         model = ModelConfig(kind=kind, task=task, g_dims=(256, 256, 256), f_dims=(256, 256),
                             readout="pair" if pair else "f", symmetric=task == "connections",
                             aggregate_norm="" if pair else "layer", input_norm="whiten",
-                            pair_features="dynamics" if kind == "rn" else "")
+                            pair_features="dynamics" if kind == "rn" else "", rounds=2 if kind == "rn" else 1)
         train = TrainConfig(steps=20_000, batch_size=50, lr=2e-3, schedule="cosine", warmup_steps=200,
                             min_lr=2e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     return RunConfig(task=task, preset=name, model=model, train=train)
