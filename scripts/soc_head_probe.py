@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--reduce", default="sum")
     ap.add_argument("--unordered", action="store_true")
     ap.add_argument("--film", action="store_true")
+    ap.add_argument("--q-scale", type=float, default=1.0, help="multiply the question vector (Adam: a faster pathway)")
+    ap.add_argument("--xy-onehot", action="store_true", help="cells: one-hot column and row instead of (x, y)")
+    ap.add_argument("--xy-scale", type=float, default=1.0, help="multiply the objects' last two features (x, y)")
     ap.add_argument("--eval-every", type=int, default=500)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -101,7 +104,13 @@ def main() -> None:
     feats = {"cells": cell_features, "cells-gated": lambda a: cell_features(a, gate=True), "state25": state25, "state25zero": lambda a: state25(a, coords=False),
              "state": lambda a: torch.from_numpy(soc.state_objects(a["centres"], a["shapes"]))}[args.features]
     xs = {k: feats(v) for k, v in sets.items()}
-    qs = {k: torch.from_numpy(v["questions"].reshape(-1, 11)).float() for k, v in sets.items()}
+    qs = {k: args.q_scale * torch.from_numpy(v["questions"].reshape(-1, 11)).float() for k, v in sets.items()}
+    for x in xs.values():
+        x[..., -2:] *= args.xy_scale
+    if args.xy_onehot:
+        eye = torch.eye(5)
+        xs = {k: torch.cat([x[..., :-2], eye[((x[..., -2] + 1) * 2).round().long()],
+                            eye[((x[..., -1] + 1) * 2).round().long()]], -1) for k, x in xs.items()}
     ys = {k: torch.from_numpy(v["answers"].reshape(-1)) for k, v in sets.items()}
     sub = soc.question_subtype(sets["test"]["questions"]).reshape(-1)
     model = RelationNetwork(object_dim=xs["train"].shape[-1], question_dim=11, g_dims=[int(x) for x in args.g.split(",")],

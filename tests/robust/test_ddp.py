@@ -26,6 +26,10 @@ def launch(out: Path, nproc: int, **kw) -> subprocess.CompletedProcess:
     args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
     script = out.parent / f"train_{out.name}.py"
     script.write_text(f"import tiny_task\ntiny_task.run({str(out)!r}, {args})\n")
+    return launch_script(script, nproc)
+
+
+def launch_script(script: Path, nproc: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
@@ -67,6 +71,23 @@ def test_two_gloo_processes_match_one_process(tmp_path, single):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-5, abs=1e-6)
         assert y["accuracy"] == pytest.approx(x["accuracy"])
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in single.iterdir())
+
+
+@pytest.mark.slow
+def test_two_runs_in_one_torchrun_each_recreate_the_group(tmp_path, single):
+    """``relnet reproduce`` trains several models in one torchrun: each ``train()`` creates the process group and
+    tears it down at its end, so the second run must join a fresh group and still match the single process."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    script = tmp_path / "train_twice.py"
+    script.write_text("import tiny_task\n"
+                      f"tiny_task.run({str(first)!r}, steps={STEPS}, micro_batch_size=4)\n"
+                      f"tiny_task.run({str(second)!r}, steps={STEPS}, micro_batch_size=4)\n")
+    proc = launch_script(script, 2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = params(single)
+    for out in (first, second):
+        b = params(out)
+        assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5, out.name
 
 
 def test_tolerance_is_meaningful(tmp_path, single):

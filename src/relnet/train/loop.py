@@ -27,6 +27,7 @@ writes checkpoints; the run folder must be on a file system every process can re
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import logging
@@ -84,7 +85,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    owns_group: bool = False  # this call created the process group, so it also tears it down
+    owns_group: bool = False  # this call created the process group (and registered its teardown at exit)
 
     @property
     def main(self) -> bool:
@@ -109,8 +110,21 @@ def init_distributed() -> Dist:
         # default collective timeout (10 min for NCCL), so the limit is generous and configurable.
         minutes = float(os.environ.get("RELNET_DIST_TIMEOUT_MIN", "180"))
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=minutes))
+        atexit.register(_destroy_group)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device,
                 owns_group=owns)
+
+
+def _destroy_group() -> None:
+    """Tear the process group down before interpreter finalisation (registered at exit by init_distributed).
+
+    Left to finalisation, gloo's work objects can be destroyed in the wrong order and a rank dies with "terminate
+    called without an active exception" (SIGABRT) after a run that finished (1 run in ~10 in CI and here).
+    Destroying and re-creating the group between two runs in one process instead hung ~1 time in 3.
+    """
+    if dist.is_initialized():
+        gc.collect()
+        dist.destroy_process_group()
 
 
 # -- schedule and data order --------------------------------------------------------------------------------------
@@ -414,14 +428,13 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
             plot_curves(history, run_dir / "curve.png", title=task.name)
         except Exception as e:  # a plot must never lose a finished run
             log.warning("could not plot learning curves: %s", e)
-    if d.world > 1 and d.owns_group:
-        # Tear the group down explicitly, DDP's reducer (which holds the group) first: left to interpreter exit,
-        # gloo's work objects can be destroyed during finalisation and a rank dies with "terminate called without
-        # an active exception" (SIGABRT) after a run that finished (1 run in ~10 in CI and here).
+    if d.world > 1:
+        # Drop DDP's reducer (which holds the group) now and let every rank finish here; the group itself lives on
+        # for a next train() in the same processes (relnet reproduce trains several models) and is destroyed at
+        # exit (see init_distributed).
         del model
         gc.collect()
         dist.barrier()
-        dist.destroy_process_group()
     return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
 
 
