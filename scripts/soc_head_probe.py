@@ -82,6 +82,29 @@ class FilmRN(torch.nn.Module):
         return self.f(self.norm(h.sum(1)))
 
 
+class GatedRN(torch.nn.Module):
+    """RN whose pair (i, j) is weighted by ``w_i w_j`` before the sum: ``w_i = sigmoid(v . o_i + b)`` (``object``)
+    or ``sigmoid(o_i^T W q + v . o_i + b)`` (``bilinear``: a question-conditioned choice of objects)."""
+
+    def __init__(self, d: int, g: list[int], kind: str) -> None:
+        super().__init__()
+        self.rn = RelationNetwork(object_dim=d, question_dim=11, g_dims=g, f_dims=(256, 256), out_dim=10,
+                                  aggregate_norm="layer")
+        self.kind = kind
+        self.score = torch.nn.Linear(d, 1)
+        self.bilinear = torch.nn.Parameter(torch.zeros(d, 11)) if kind == "bilinear" else None
+
+    def forward(self, o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        s = self.score(o).squeeze(-1)  # (B, N)
+        if self.bilinear is not None:
+            s = s + torch.einsum("bnd,de,be->bn", o, self.bilinear, q)
+        w = torch.sigmoid(s)
+        rel = self.rn.relations(o, q)  # (B, N, N, G)
+        rel = rel[0] if isinstance(rel, tuple) else rel
+        agg = (rel * (w[:, :, None] * w[:, None, :])[..., None]).sum((1, 2))
+        return self.rn.f(self.rn.norm(agg))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--features", default="cells", choices=["cells", "cells-gated", "state25", "state25zero", "state"])
@@ -93,6 +116,7 @@ def main() -> None:
     ap.add_argument("--reduce", default="sum")
     ap.add_argument("--unordered", action="store_true")
     ap.add_argument("--film", action="store_true")
+    ap.add_argument("--gate", default="", choices=["", "object", "bilinear"])
     ap.add_argument("--q-scale", type=float, default=1.0, help="multiply the question vector (Adam: a faster pathway)")
     ap.add_argument("--xy-onehot", action="store_true", help="cells: one-hot column and row instead of (x, y)")
     ap.add_argument("--xy-scale", type=float, default=1.0, help="multiply the objects' last two features (x, y)")
@@ -116,6 +140,8 @@ def main() -> None:
     model = RelationNetwork(object_dim=xs["train"].shape[-1], question_dim=11, g_dims=[int(x) for x in args.g.split(",")],
                             f_dims=(256, 256), out_dim=10, aggregate_norm=args.agg or None, reduce=args.reduce,
                             ordered=not args.unordered)
+    if args.gate:
+        model = GatedRN(xs["train"].shape[-1], [int(x) for x in args.g.split(",")], args.gate)
     if args.film:
         model = FilmRN(xs["train"].shape[-1], [int(x) for x in args.g.split(",")])
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
