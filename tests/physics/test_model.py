@@ -169,6 +169,9 @@ def test_connection_metrics_by_hand():
     assert m["n"] == 3 and m["scene_accuracy"] == pytest.approx(1 / 3)
     assert m["pair_accuracy"] == pytest.approx(298 / 300)
     assert m["precision"] == pytest.approx(5 / 6) and m["recall"] == pytest.approx(5 / 6)
+    assert "by_systems" not in m
+    by = connection_metrics(pred, edges, torch.tensor([9, 9, 10]))["by_systems"]
+    assert by["9"] == pytest.approx(0.5) and by["10"] == 0.0 and by["1"] is None
 
 
 def test_count_metrics_by_hand():

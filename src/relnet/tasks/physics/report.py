@@ -213,7 +213,8 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
         m, c = r["metrics"], r["config"]
         if task == "connections":
             extra = (f"pair accuracy {pct(m['pair_accuracy'])}, precision {pct(m['precision'])}, "
-                     f"recall {pct(m['recall'])}")
+                     f"recall {pct(m['recall'])}; scenes with every connection right per number of systems: "
+                     + ", ".join(f"{k}: {pct(v)}" for k, v in m.get("by_systems", {}).items()))
         else:
             extra = "per number of systems: " + ", ".join(f"{k}: {pct(v)}" for k, v in m["by_systems"].items())
         lines.append(f"- {NAMES[model]} {task}: {r['steps']} steps of batch {c.train.batch_size} in "

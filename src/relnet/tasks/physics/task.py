@@ -59,34 +59,40 @@ def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor) -> tupl
     return loss, {"correct": float(correct), "count": float(len(systems))}
 
 
-def connection_metrics(predicted: Tensor, edges: Tensor) -> dict[str, Any]:
-    """Exact metrics of predicted ``(S, N, N)`` bool connections against the true ``edges``."""
+def connection_metrics(predicted: Tensor, edges: Tensor, systems: Tensor | None = None) -> dict[str, Any]:
+    """Exact metrics of predicted ``(S, N, N)`` bool connections against the true ``edges``; given the scenes'
+    numbers of systems ``(S,)``, also the share of scenes with every connection right per number of systems."""
     S, N, _ = edges.shape
     off = ~torch.eye(N, dtype=torch.bool)
     tp = int((predicted & edges & off).sum())
     fp = int((predicted & ~edges & off).sum())
     fn = int((~predicted & edges & off).sum())
+    right = (predicted == edges).flatten(1).all(dim=1)  # (S,)
+    extra = {} if systems is None else {"by_systems": _by_systems(right, systems, N)}
     return {
         "n": int(S),
-        "scene_accuracy": float((predicted == edges).flatten(1).all(dim=1).float().mean()) if S else None,
+        "scene_accuracy": float(right.float().mean()) if S else None,
         "pair_accuracy": float((predicted == edges).float().mean()) if S else None,
         "precision": tp / (tp + fp) if tp + fp else None,  # None (JSON null) where undefined, never NaN
         "recall": tp / (tp + fn) if tp + fn else None,
         "true_connections": tp + fn,
         "predicted_connections": tp + fp,
+        **extra,
     }
+
+
+def _by_systems(right: Tensor, systems: Tensor, n_balls: int) -> dict[str, float | None]:
+    """Share of ``right`` ``(S,)`` among the scenes with each number of systems 1..N (None where there are none)."""
+    return {str(c): float(right[systems == c].float().mean()) if (systems == c).any() else None
+            for c in range(1, n_balls + 1)}
 
 
 def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim.PhysicsParams().n_balls
                   ) -> dict[str, Any]:
     """Exact accuracy of predicted system counts (1..N), overall and per true count."""
     right = predicted_systems == systems
-    by = {}
-    for c in range(1, n_balls + 1):
-        sel = systems == c
-        by[str(c)] = float(right[sel].float().mean()) if sel.any() else None
     return {"n": int(len(systems)), "accuracy": float(right.float().mean()) if len(systems) else None,
-            "by_systems": by}
+            "by_systems": _by_systems(right, systems, n_balls)}
 
 
 @torch.no_grad()
@@ -105,7 +111,7 @@ def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500) -> Tenso
 def evaluate(model: nn.Module, scenes: Scenes) -> dict[str, Any]:
     pred = predict(model, scenes)
     if model.task == "connections":
-        m = connection_metrics(pred, scenes.edges)
+        m = connection_metrics(pred, scenes.edges, scenes.systems)
         return {**m, "accuracy": m["scene_accuracy"]}
     return count_metrics(pred, scenes.systems)
 
