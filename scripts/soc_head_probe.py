@@ -3,7 +3,8 @@
 Each of the 5x5 cells (15x15 px) of a 75x75 image becomes an object holding the fraction of its pixels that belong
 to each (colour, shape) pair (12 numbers) plus the cell's (x, y): everything the questions need is present and
 linearly readable, so what remains is the RN binding the question's colour to the right cell(s).
-Variant ``state25``: the 6 true state vectors plus 19 all-zero distractor objects at the free grid coordinates.
+Variants ``state25`` / ``state25zero``: the 6 true state vectors plus 19 distractor rows that are zero except for a
+grid cell's (x, y) / zero throughout (``--help`` lists the other switches).
 
     python scripts/soc_head_probe.py --features cells --lr 3e-4 --steps 2000
 """
@@ -99,8 +100,7 @@ class GatedRN(torch.nn.Module):
         if self.bilinear is not None:
             s = s + torch.einsum("bnd,de,be->bn", o, self.bilinear, q)
         w = torch.sigmoid(s)
-        rel = self.rn.relations(o, q)  # (B, N, N, G)
-        rel = rel[0] if isinstance(rel, tuple) else rel
+        rel, _ = self.rn.relations(o, q)  # (B, N, N, G)
         agg = (rel * (w[:, :, None] * w[:, None, :])[..., None]).sum((1, 2))
         return self.rn.f(self.rn.norm(agg))
 
@@ -125,7 +125,8 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     sets = soc.load_or_generate(soc.SortOfClevrParams(seed=1))
-    feats = {"cells": cell_features, "cells-gated": lambda a: cell_features(a, gate=True), "state25": state25, "state25zero": lambda a: state25(a, coords=False),
+    feats = {"cells": cell_features, "cells-gated": lambda a: cell_features(a, gate=True), "state25": state25,
+             "state25zero": lambda a: state25(a, coords=False),
              "state": lambda a: torch.from_numpy(soc.state_objects(a["centres"], a["shapes"]))}[args.features]
     xs = {k: feats(v) for k, v in sets.items()}
     qs = {k: args.q_scale * torch.from_numpy(v["questions"].reshape(-1, 11)).float() for k, v in sets.items()}
@@ -137,13 +138,14 @@ def main() -> None:
                             eye[((x[..., -1] + 1) * 2).round().long()]], -1) for k, x in xs.items()}
     ys = {k: torch.from_numpy(v["answers"].reshape(-1)) for k, v in sets.items()}
     sub = soc.question_subtype(sets["test"]["questions"]).reshape(-1)
-    model = RelationNetwork(object_dim=xs["train"].shape[-1], question_dim=11, g_dims=[int(x) for x in args.g.split(",")],
-                            f_dims=(256, 256), out_dim=10, aggregate_norm=args.agg or None, reduce=args.reduce,
-                            ordered=not args.unordered)
-    if args.gate:
-        model = GatedRN(xs["train"].shape[-1], [int(x) for x in args.g.split(",")], args.gate)
+    d, g = xs["train"].shape[-1], [int(x) for x in args.g.split(",")]
     if args.film:
-        model = FilmRN(xs["train"].shape[-1], [int(x) for x in args.g.split(",")])
+        model = FilmRN(d, g)
+    elif args.gate:
+        model = GatedRN(d, g, args.gate)
+    else:
+        model = RelationNetwork(object_dim=d, question_dim=11, g_dims=g, f_dims=(256, 256), out_dim=10,
+                                aggregate_norm=args.agg or None, reduce=args.reduce, ordered=not args.unordered)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     n = len(ys["train"])
     t0 = time.perf_counter()

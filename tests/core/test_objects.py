@@ -29,7 +29,6 @@ def test_conv_objects_layer_order():
         ConvObjects(order="bn")
 
 
-
 @pytest.mark.parametrize("size", [75, 128, 20, 9])
 def test_conv_objects_maxpool_keeps_the_grid(size):
     strided = ConvObjects(channels=(4, 4, 4, 4))
@@ -55,6 +54,7 @@ def test_conv_objects_maxpool_cell_sees_its_whole_area():
     assert torch.allclose(s, s[0, 0])  # the strided sample never saw it
     with pytest.raises(ValueError, match="downsample"):
         ConvObjects(downsample="avg")
+
 
 @pytest.mark.parametrize("coords,dim", [("append", 6), ("input", 4), ("both", 6)])
 def test_conv_objects_coordconv_channels(coords, dim):

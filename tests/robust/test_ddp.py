@@ -74,9 +74,9 @@ def test_two_gloo_processes_match_one_process(tmp_path, single):
 
 
 @pytest.mark.slow
-def test_two_runs_in_one_torchrun_each_recreate_the_group(tmp_path, single):
-    """``relnet reproduce`` trains several models in one torchrun: each ``train()`` creates the process group and
-    tears it down at its end, so the second run must join a fresh group and still match the single process."""
+def test_two_runs_in_one_torchrun_share_the_group(tmp_path, single):
+    """``relnet reproduce`` trains several models in one torchrun: the first ``train()`` creates the process group,
+    the second reuses it (it is destroyed at exit), and both runs match the single process."""
     first, second = tmp_path / "first", tmp_path / "second"
     script = tmp_path / "train_twice.py"
     script.write_text("import tiny_task\n"

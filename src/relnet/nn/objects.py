@@ -50,7 +50,8 @@ class ConvObjects(nn.Module):
             an appended coordinate is always there); nothing is appended. ``"both"``: both.
 
     Shapes:
-        image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, channels[-1] + 2)``, mask None.
+        image ``(B, in_channels, H, W)`` -> objects ``(B, d_h * d_w, object_dim)``, mask None; ``object_dim`` is
+        ``channels[-1] + 2`` with appended coordinates, ``channels[-1]`` with ``coords="input"``.
     """
 
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24, 24), kernel_size: int = 3,
@@ -62,9 +63,9 @@ class ConvObjects(nn.Module):
             raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}")
         if coords not in COORDS:
             raise ValueError(f"coords must be one of {COORDS}, got {coords!r}")
-        self.coords = coords
+        self.coords_in, self.coords_out = coords in ("input", "both"), coords in ("append", "both")
         layers: list[nn.Module] = []
-        prev = in_channels + 2 * (coords in ("input", "both"))
+        prev = in_channels + 2 * self.coords_in
         pool = downsample == "maxpool" and stride > 1
         for c in channels:
             conv = nn.Conv2d(prev, c, kernel_size, stride=1 if pool else stride, padding=kernel_size // 2,
@@ -75,7 +76,7 @@ class ConvObjects(nn.Module):
                 layers.append(nn.MaxPool2d(stride, ceil_mode=True))
             prev = c
         self.conv = nn.Sequential(*layers)
-        self.object_dim = prev + 2 * (coords in ("append", "both"))
+        self.object_dim = prev + 2 * self.coords_out
 
     def feature_map(self, image: Tensor) -> Tensor:
         return self.conv(image)  # (B, C, d_h, d_w)
@@ -83,14 +84,14 @@ class ConvObjects(nn.Module):
     def forward(self, image: Tensor) -> tuple[Tensor, None]:
         if image.ndim != 4:
             raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
-        if self.coords in ("input", "both"):  # CoordConv: (x, y) of every pixel as two more input channels
+        if self.coords_in:  # CoordConv: (x, y) of every pixel as two more input channels
             B, _, H, W = image.shape
             xy = grid_coordinates(H, W, device=image.device, dtype=image.dtype).T.reshape(1, 2, H, W)
             image = torch.cat([image, xy.expand(B, -1, -1, -1)], dim=1)  # (B, C_in + 2, H, W)
         fmap = self.conv(image)  # (B, C, d_h, d_w)
         B, C, dh, dw = fmap.shape
         cells = fmap.flatten(2).transpose(1, 2)  # (B, d_h*d_w, C)
-        if self.coords == "input":
+        if not self.coords_out:
             return cells, None  # (B, N, C): positions only as far as the CNN carries them
         coords = grid_coordinates(dh, dw, device=image.device, dtype=cells.dtype)  # (d_h*d_w, 2)
         return torch.cat([cells, coords.expand(B, -1, -1)], dim=-1), None  # (B, N, C+2)

@@ -85,7 +85,6 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    owns_group: bool = False  # this call created the process group (and registered its teardown at exit)
 
     @property
     def main(self) -> bool:
@@ -104,15 +103,13 @@ def init_distributed() -> Dist:
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-    owns = not dist.is_initialized()
-    if owns:
+    if not dist.is_initialized():
         # Rank 0 evaluates alone while the others wait at a barrier; a full CLEVR evaluation can outlast the
         # default collective timeout (10 min for NCCL), so the limit is generous and configurable.
         minutes = float(os.environ.get("RELNET_DIST_TIMEOUT_MIN", "180"))
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=minutes))
         atexit.register(_destroy_group)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device,
-                owns_group=owns)
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device)
 
 
 def _destroy_group() -> None:

@@ -85,7 +85,7 @@ class ModelConfig:
     aggregate_norm: str = ""  # "" or "layer"
     input_norm: str = ""  # "" or "whiten": a fixed whitening of each row's 32 positions, fitted on training data
     pair_features: str = ""  # "", "distance" (16 per-frame distances) or "dynamics" (+ 14 radial accelerations)
-    rounds: int = 1  # 1: the RN's g; 2: a second g also reading each ball's summed first-round relations
+    rounds: int = 1  # 1: the RN's g; 2: a second g also reading each ball's pooled (mean) first-round relations
 
 
 @dataclass
@@ -158,7 +158,7 @@ class PairReadoutRN(nn.Module):
         self.object_dim, self.pair_dim, self.readout, self.rounds = object_dim, pair_dim, readout, rounds
         self.g_in = nn.Linear(2 * object_dim + pair_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
-        if rounds == 2:  # a second g that also reads each ball's summed first-round relations (see the docstring)
+        if rounds == 2:  # a second g that also reads each ball's pooled first-round relations (see the docstring)
             ctx = object_dim + g_dims[-1]
             self.context_norm = nn.LayerNorm(g_dims[-1])
             self.g2_in = nn.Linear(2 * ctx + pair_dim, g_dims[0])

@@ -33,6 +33,11 @@ def pct(x: float) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
 
 
+def _per_systems(metrics: dict) -> str:
+    """``"1: 94.5%, 2: 89.5%, ..."`` from a metrics dict's ``by_systems``."""
+    return ", ".join(f"{k}: {pct(v)}" for k, v in metrics["by_systems"].items())
+
+
 def _split(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in allowed]
@@ -214,9 +219,9 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
         if task == "connections":
             extra = (f"pair accuracy {pct(m['pair_accuracy'])}, precision {pct(m['precision'])}, "
                      f"recall {pct(m['recall'])}; scenes with every connection right per number of systems: "
-                     + ", ".join(f"{k}: {pct(v)}" for k, v in m.get("by_systems", {}).items()))
+                     + _per_systems(m))
         else:
-            extra = "per number of systems: " + ", ".join(f"{k}: {pct(v)}" for k, v in m["by_systems"].items())
+            extra = "per number of systems: " + _per_systems(m)
         lines.append(f"- {NAMES[model]} {task}: {r['steps']} steps of batch {c.train.batch_size} in "
                      f"{r['train_seconds'] / 60:.1f} min of training ({r['parameters']:,} parameters); {extra}.")
     lines += ["", f"![learning curves]({curve_name})", ""]

@@ -67,12 +67,13 @@ def connection_metrics(predicted: Tensor, edges: Tensor, systems: Tensor | None 
     tp = int((predicted & edges & off).sum())
     fp = int((predicted & ~edges & off).sum())
     fn = int((~predicted & edges & off).sum())
-    right = (predicted == edges).flatten(1).all(dim=1)  # (S,)
+    match = predicted == edges  # (S, N, N)
+    right = match.flatten(1).all(dim=1)  # (S,)
     extra = {} if systems is None else {"by_systems": _by_systems(right, systems, N)}
     return {
         "n": int(S),
         "scene_accuracy": float(right.float().mean()) if S else None,
-        "pair_accuracy": float((predicted == edges).float().mean()) if S else None,
+        "pair_accuracy": float(match.float().mean()) if S else None,
         "precision": tp / (tp + fp) if tp + fp else None,  # None (JSON null) where undefined, never NaN
         "recall": tp / (tp + fn) if tp + fn else None,
         "true_connections": tp + fn,
@@ -83,8 +84,11 @@ def connection_metrics(predicted: Tensor, edges: Tensor, systems: Tensor | None 
 
 def _by_systems(right: Tensor, systems: Tensor, n_balls: int) -> dict[str, float | None]:
     """Share of ``right`` ``(S,)`` among the scenes with each number of systems 1..N (None where there are none)."""
-    return {str(c): float(right[systems == c].float().mean()) if (systems == c).any() else None
-            for c in range(1, n_balls + 1)}
+    by = {}
+    for c in range(1, n_balls + 1):
+        sel = systems == c
+        by[str(c)] = float(right[sel].float().mean()) if sel.any() else None
+    return by
 
 
 def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim.PhysicsParams().n_balls
