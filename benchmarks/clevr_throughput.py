@@ -11,6 +11,8 @@ Questions are random token sequences (lengths 10..40, CLEVR-like) and scenes hav
 (CLEVR's distribution); throughput does not depend on the values. Usage:
 
     python benchmarks/clevr_throughput.py [--threads 2] [--repeats 5] [--quick]
+    python benchmarks/clevr_throughput.py --device cuda --pixel-batch 64 640   # GPU, for the projected cost
+
 
 Ends with one line ``RESULT {json}``.
 """
@@ -48,7 +50,7 @@ def naive_forward(model: ClevrModel, batch: dict[str, Tensor]) -> Tensor:
         rel = rel * valid
         count = valid.sum(1)  # (B, 1)
     else:
-        count = torch.full((B, 1), float(N * N))
+        count = torch.full((B, 1), float(N * N), device=objects.device)
     total = rel.sum(1)  # (B, G)
     if rn.reduce == "mean":
         total = total / count.clamp(min=1)
@@ -81,12 +83,19 @@ def repad(batch: dict[str, Tensor], rows: int) -> dict[str, Tensor]:
     return out
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int) -> float:
     fn()  # warm-up
+    _sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        _sync()  # CUDA runs asynchronously: time the work, not its launch
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -117,7 +126,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller batches, 2 repeats (a smoke test)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--pixel-batch", type=int, nargs="+", default=[16], help="batch sizes for the pixel case")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
     g = torch.Generator().manual_seed(0)
@@ -126,8 +138,8 @@ def main() -> None:
         ("state paper, padded to 20 rows", "state", "paper", 64, 20),
         ("state fast (LSTM 128, g 3x256)", "state", "fast", 64, 10),
         ("state fast, padded to 20 rows", "state", "fast", 64, 20),
-        ("pixels paper (CNN 4x24, g 4x256)", "pixels", "paper", 16 if not args.quick else 4, 64),
-    ]
+    ] + [(f"pixels paper (CNN 4x24, g 4x256), batch {b}", "pixels", "paper", b if not args.quick else 4, 64)
+         for b in args.pixel_batch]
     if args.quick:
         cases = [(n, i, p, min(b, 16), r) for n, i, p, b, r in cases]
     rows_out, base_batches = [], {}
@@ -135,11 +147,12 @@ def main() -> None:
         cfg = preset(preset_name, input, "rn").model
         cfg.vocab_size = VOCAB
         torch.manual_seed(0)
-        model = ClevrModel(cfg)
+        model = ClevrModel(cfg).to(device)
         key = (input, B)
         if key not in base_batches:
             base_batches[key] = make_batch(input, B, 10, g)
         batch = base_batches[key] if input == "pixels" or rows == 10 else repad(base_batches[key], rows)
+        batch = {k: v.to(device) for k, v in batch.items()}
         model.eval()
         with torch.no_grad():  # same function before timing
             err = (model(batch) - naive_forward(model, batch)).abs().max().item()
@@ -161,7 +174,8 @@ def main() -> None:
         padding[p] = {"relnet_train_ratio_20_vs_10": round(b["relnet_train_qps"] / a["relnet_train_qps"], 3),
                       "naive_train_ratio_20_vs_10": round(b["naive_train_qps"] / a["naive_train_qps"], 3)}
     print("padding 10 -> 20 rows, train q/s ratio:", json.dumps(padding))
-    result = {"benchmark": "clevr_throughput", "threads": args.threads, "repeats": repeats, "torch": torch.__version__,
+    result = {"benchmark": "clevr_throughput", "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+              "threads": args.threads, "repeats": repeats, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "cases": list(by.values()),
               "padding": padding}
     print("RESULT " + json.dumps(result))

@@ -4,3 +4,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # tiny_task is imported by the tests and by their subprocesses
     sys.path.insert(0, str(HERE))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only(monkeypatch):
+    """These tests compare runs bit for bit (resume, 1 vs 2 processes): all of them on the CPU, even on a GPU machine,
+    where GPU kernels need not be deterministic and 2 processes cannot share one GPU under NCCL."""
+    monkeypatch.setenv("RELNET_DEVICE", "cpu")

@@ -30,7 +30,7 @@ def launch(out: Path, nproc: int, **kw) -> subprocess.CompletedProcess:
 
 
 def launch_script(script: Path, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1", "RELNET_DEVICE": "cpu"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
@@ -99,3 +99,20 @@ def test_tolerance_is_meaningful(tmp_path, single):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) > 1e-3
 
 
+
+
+def test_relnet_device_env_is_checked(monkeypatch):
+    """``RELNET_DEVICE`` picks the device; a bad value or a GPU that is not there is a clear user error."""
+    from relnet.errors import UserError
+    from relnet.train.loop import init_distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RELNET_DEVICE", "cpu")
+    assert init_distributed().device.type == "cpu"
+    monkeypatch.setenv("RELNET_DEVICE", "gpu0")
+    with pytest.raises(UserError, match="auto, cpu or cuda"):
+        init_distributed()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("RELNET_DEVICE", "cuda")
+        with pytest.raises(UserError, match="no GPU"):
+            init_distributed()

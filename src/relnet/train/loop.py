@@ -91,14 +91,27 @@ class Dist:
         return self.rank == 0
 
 
+def _use_cuda() -> bool:
+    """``RELNET_DEVICE`` = ``auto`` (the default: a GPU when there is one), ``cpu`` or ``cuda``."""
+    choice = os.environ.get("RELNET_DEVICE", "auto").lower()
+    if choice not in ("auto", "cpu", "cuda"):
+        raise UserError(f"RELNET_DEVICE must be auto, cpu or cuda, not {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("RELNET_DEVICE=cuda but torch sees no GPU (torch.cuda.is_available() is False)")
+    return choice != "cpu" and torch.cuda.is_available()
+
+
 def init_distributed() -> Dist:
     """Join the process group when started by ``torchrun`` (NCCL on GPUs, gloo on CPU); otherwise one process."""
+    cuda = _use_cuda()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        return Dist(device=device)
+        return Dist(device=torch.device("cuda" if cuda else "cpu"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    if cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} "
+                            "visible): use --nproc_per_node <= the number of GPUs, or RELNET_DEVICE=cpu")
         torch.cuda.set_device(local_rank)
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
