@@ -24,7 +24,7 @@ soc compact --preset compact
 soc fast-const --preset fast --train.schedule=constant
 soc fast-coords --preset fast --model.cnn_coords=both
 
-( timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -x -p no:cacheprovider tests --ignore=tests/showcase/test_browser.py \
+( timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider tests --ignore=tests/showcase \
     > "$OUT/pytest.log" 2>&1; echo "pytest rc $?" >> "$OUT/pytest.log" ) &
 OMP_NUM_THREADS=4 timeout 120 $PY benchmarks/clevr_throughput.py --device cuda --threads 4 --pixel-batch 64 640 \
   > "$OUT/clevr_gpu.log" 2>&1

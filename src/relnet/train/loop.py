@@ -45,11 +45,19 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from relnet.checkpoint import (load_trainer_state, load_weights, read_config, recover_dir, save_checkpoint,
-                               write_json_atomic, write_text_atomic)
+from relnet.checkpoint import (
+    load_trainer_state,
+    load_weights,
+    read_config,
+    recover_dir,
+    save_checkpoint,
+    write_json_atomic,
+    write_text_atomic,
+)
 from relnet.errors import UserError
 from relnet.perf import flush_denormals, keep_freed_memory
 from relnet.train.config import TrainConfig
+from relnet.train.device import to_device
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +401,7 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
             seed = _micro_seed(cfg.seed, step, gm)
             g = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)  # dropout masks (CPU and CUDA) depend on (seed, step, micro) only
-            batch = task.batch(part, train=True, generator=g)
+            batch = to_device(task.batch(part, train=True, generator=g), d.device)
             sync = m == accum - 1 or d.world == 1
             ctx = model.no_sync() if (d.world > 1 and not sync) else _null()
             with ctx:

@@ -20,6 +20,7 @@ from relnet.errors import UserError
 from relnet.tasks.babi import data as babi
 from relnet.tasks.babi.model import ModelConfig, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
+from relnet.train.device import model_device, to_device
 
 TASK = "babi"
 PASS_ACCURACY = 0.95  # a task is passed when its accuracy exceeds 95% (error below 5%)
@@ -55,11 +56,12 @@ def predict(model: nn.Module, examples: Examples, *, batch_size: int = 500) -> T
     """Predicted answer class of every question: ``(Q,)`` long."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     out = torch.empty(len(examples), dtype=torch.long)
     for start in range(0, len(examples), batch_size):
         idx = torch.arange(start, min(len(examples), start + batch_size))
-        story, story_len, question, question_len, _ = examples.batch(idx)
-        out[idx] = model(story, story_len, question, question_len).argmax(-1)
+        story, story_len, question, question_len, _ = to_device(examples.batch(idx), device)
+        out[idx] = model(story, story_len, question, question_len).argmax(-1).cpu()
     model.train(was_training)
     return out
 

@@ -18,9 +18,19 @@ from torch import Tensor, nn
 
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
-from relnet.tasks.clevr.loader import ANSWERS, FAMILIES, ClevrSplit, Vocab, augment, load_split, split_paths, to_float
+from relnet.tasks.clevr.loader import (
+    ANSWERS,
+    FAMILIES,
+    ClevrSplit,
+    Vocab,
+    augment,
+    load_split,
+    split_paths,
+    to_float,
+)
 from relnet.tasks.clevr.model import ModelConfig, QTypePrior, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
+from relnet.train.device import model_device, to_device
 
 TASK = "clevr"
 
@@ -76,17 +86,6 @@ class Examples:
             else:
                 out["image"] = to_float(images)  # (B, 3, 128, 128)
         return out
-
-
-def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def model_device(model: nn.Module) -> torch.device:
-    t = next(iter(model.parameters()), None)
-    if t is None:
-        t = next(iter(model.buffers()))
-    return t.device
 
 
 @torch.no_grad()

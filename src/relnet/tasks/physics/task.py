@@ -25,8 +25,15 @@ from torch import Tensor, nn
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
 from relnet.tasks.physics import sim
-from relnet.tasks.physics.model import TASKS, ModelConfig, PhysicsModel, RunConfig, build_model
+from relnet.tasks.physics.model import (
+    TASKS,
+    ModelConfig,
+    PhysicsModel,
+    RunConfig,
+    build_model,
+)
 from relnet.train.config import from_dict, to_dict
+from relnet.train.device import model_device
 
 TASK_NAMES = {t: f"physics-{t}" for t in TASKS}
 
@@ -104,9 +111,10 @@ def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500) -> Tenso
     """Predictions for every scene: ``(S, N, N)`` bool connections or ``(S,)`` system counts (1..N)."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     outs = []
     for start in range(0, len(scenes), batch_size):
-        logits = model(scenes.objects[start : start + batch_size])
+        logits = model(scenes.objects[start : start + batch_size].to(device)).cpu()
         outs.append(logits > 0 if model.task == "connections" else logits.argmax(-1) + 1)
     model.train(was_training)
     return torch.cat(outs)

@@ -20,6 +20,7 @@ from relnet.errors import UserError
 from relnet.tasks.showcase import data
 from relnet.tasks.showcase.model import ModelConfig, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
+from relnet.train.device import model_device, to_device
 
 TASK = "showcase"
 
@@ -47,10 +48,11 @@ def evaluate(model: nn.Module, scenes, questions, answers, *, batch_size: int = 
     """Exact accuracy, overall and per family, over the given questions."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     correct = []
     for s in range(0, len(questions), batch_size):
         inputs, y = make_batch(scenes[s : s + batch_size], questions[s : s + batch_size], answers[s : s + batch_size])
-        correct.append(model(*inputs).argmax(-1) == y)
+        correct.append(model(*to_device(inputs, device)).argmax(-1).cpu() == y)
     model.train(was_training)
     ok = torch.cat(correct)
     fam = [q.family for q in questions]

@@ -19,6 +19,7 @@ from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import ModelConfig, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
+from relnet.train.device import model_device
 
 TASK = "sort-of-clevr"
 
@@ -57,16 +58,17 @@ def evaluate(model: nn.Module, examples: Examples, *, batch_images: int = 50) ->
     """
     was_training = model.training
     model.eval()
+    device = model_device(model)
     correct = torch.zeros(len(examples), dtype=torch.bool)
     n_q = examples.questions_per_image
     n_img = len(examples) // n_q
     for start in range(0, n_img, batch_images):
         img = torch.arange(start, min(n_img, start + batch_images))
-        objects = model.objects(examples.images(img))  # (b, N, D)
+        objects = model.objects(examples.images(img).to(device))  # (b, N, D)
         idx = (img[:, None] * n_q + torch.arange(n_q)).reshape(-1)  # (b*20,)
         objects = objects.repeat_interleave(n_q, dim=0)  # (b*20, N, D)
-        logits = model.head(objects, examples.questions[idx])
-        correct[idx] = logits.argmax(-1) == examples.answers[idx]
+        logits = model.head(objects, examples.questions[idx].to(device))
+        correct[idx] = logits.argmax(-1).cpu() == examples.answers[idx]
     model.train(was_training)
     return metrics(correct, examples.subtypes)
 
