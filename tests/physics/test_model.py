@@ -261,4 +261,31 @@ def test_two_rounds_match_naive_loop_and_stay_equivariant(task, readout):
     with pytest.raises(ValueError, match="rounds"):
         small(kind="mlp", rounds=2)
     with pytest.raises(ValueError, match="rounds"):
-        small(rounds=3)
+        small(rounds=0)
+    with pytest.raises(ValueError, match="edge_memory"):
+        small(rounds=1, edge_memory=True)
+
+
+def test_three_rounds_with_edge_memory_match_naive_loop_and_stay_equivariant():
+    # round r > 1: g_r([o_i; c_i], [o_j; c_j], [e_ij; h_ij]) with c_i = LayerNorm_r(mean_k h_ik), h the previous round
+    torch.manual_seed(4)
+    m = small("connections", readout="pair", pair_features="distance", rounds=3, edge_memory=True)
+    x = torch.randn(2, 10, 35)
+    m.fit_input_norm(torch.randn(50, 10, 35))
+    out = m(x)
+    net = m.net
+    e = (pair_distances(x) - m.pair_mean) @ m.pair_proj  # (B, N, N, 16)
+
+    def layer(first, rest, rows, pairs):
+        return torch.stack([torch.stack([torch.stack([
+            rest(torch.relu(first(torch.cat([rows[b, i], rows[b, j], pairs[b, i, j]])))) for j in range(10)])
+            for i in range(10)]) for b in range(2)])  # (B, N, N, G)
+
+    h = layer(net.g_in, net.g_rest, x, e)
+    for norm, first, rest in [(net.context_norm, net.g2_in, net.g2_rest)] + [
+            (r["norm"], r["g_in"], r["g_rest"]) for r in net.later]:
+        h = layer(first, rest, torch.cat([x, norm(h.mean(2))], -1), torch.cat([e, h], -1))
+    assert len(net.later) == 1
+    assert torch.allclose(out, net.edge(h).squeeze(-1), atol=1e-4)
+    perm = torch.randperm(10)
+    assert torch.allclose(m(x[:, perm]), out[:, perm][:, :, perm], atol=1e-5)

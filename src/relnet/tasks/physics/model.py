@@ -85,7 +85,8 @@ class ModelConfig:
     aggregate_norm: str = ""  # "" or "layer"
     input_norm: str = ""  # "" or "whiten": a fixed whitening of each row's 32 positions, fitted on training data
     pair_features: str = ""  # "", "distance" (16 per-frame distances) or "dynamics" (+ 14 radial accelerations)
-    rounds: int = 1  # 1: the RN's g; 2: a second g also reading each ball's pooled (mean) first-round relations
+    rounds: int = 1  # 1: the RN's g; k > 1: k-1 more g's, each also reading each ball's pooled (mean) relations
+    edge_memory: bool = False  # rounds > 1: each later g also reads the pair's relation from the round before
 
 
 @dataclass
@@ -147,27 +148,39 @@ class PairReadoutRN(nn.Module):
     """
 
     def __init__(self, *, object_dim: int, g_dims: tuple[int, ...], pair_dim: int = 0, readout: str = "pair",
-                 f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "", rounds: int = 1) -> None:
+                 f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "", rounds: int = 1,
+                 edge_memory: bool = False) -> None:
         super().__init__()
         if not g_dims:
             raise ValueError("g_dims must have at least one layer")
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
-        if rounds not in (1, 2):
-            raise ValueError(f"rounds must be 1 or 2, got {rounds}")
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        if edge_memory and rounds < 2:
+            raise ValueError("edge_memory needs rounds >= 2")
         self.object_dim, self.pair_dim, self.readout, self.rounds = object_dim, pair_dim, readout, rounds
+        self.edge_memory = edge_memory
+        G = g_dims[-1]
         self.g_in = nn.Linear(2 * object_dim + pair_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
-        if rounds == 2:  # a second g that also reads each ball's pooled first-round relations (see the docstring)
-            ctx = object_dim + g_dims[-1]
-            self.context_norm = nn.LayerNorm(g_dims[-1])
-            self.g2_in = nn.Linear(2 * ctx + pair_dim, g_dims[0])
+        # Rounds 2.. (see the docstring): each reads [o_i; c_i], [o_j; c_j], e_ij (and, with edge_memory, the pair's
+        # previous relation). Round 2 keeps its original attribute names so that older checkpoints still load.
+        later_in = 2 * (object_dim + G) + pair_dim + (G if edge_memory else 0)
+        if rounds >= 2:
+            self.context_norm = nn.LayerNorm(G)
+            self.g2_in = nn.Linear(later_in, g_dims[0])
             self.g2_rest = MLP(g_dims[0], list(g_dims[1:]))
+        self.later = nn.ModuleList(
+            nn.ModuleDict({"norm": nn.LayerNorm(G), "g_in": nn.Linear(later_in, g_dims[0]),
+                           "g_rest": MLP(g_dims[0], list(g_dims[1:]))})
+            for _ in range(rounds - 2)
+        )
         if readout == "pair":
-            self.edge = nn.Linear(g_dims[-1], 1)
+            self.edge = nn.Linear(G, 1)
         else:
-            self.norm = nn.LayerNorm(g_dims[-1]) if aggregate_norm == "layer" else nn.Identity()
-            self.f = MLP(g_dims[-1], list(f_dims), out_dim)
+            self.norm = nn.LayerNorm(G) if aggregate_norm == "layer" else nn.Identity()
+            self.f = MLP(G, list(f_dims), out_dim)
 
     def relations(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
         """``g(o_i, o_j, e_ij)`` for every ordered pair: ``(B, N, D), (B, N, N, E) -> (B, N, N, G)``."""
@@ -178,10 +191,15 @@ class PairReadoutRN(nn.Module):
             got = None if pair_features is None else tuple(pair_features.shape)
             raise ValueError(f"pair features must have shape ({B}, {N}, {N}, {self.pair_dim}), got {got}")
         rel = _pair_mlp(self.g_in, self.g_rest, objects, pair_features)  # (B, N, N, G)
-        if self.rounds == 1:
-            return rel
-        context = self.context_norm(rel.mean(dim=2))  # (B, N, G): ball i's relations to every ball, pooled
-        return _pair_mlp(self.g2_in, self.g2_rest, torch.cat([objects, context], dim=-1), pair_features)
+        stages = [(self.context_norm, self.g2_in, self.g2_rest)] if self.rounds >= 2 else []
+        stages += [(m["norm"], m["g_in"], m["g_rest"]) for m in self.later]
+        for norm, g_in, g_rest in stages:
+            context = norm(rel.mean(dim=2))  # (B, N, G): ball i's relations to every ball, pooled
+            pairs = pair_features
+            if self.edge_memory:
+                pairs = rel if pairs is None else torch.cat([pairs, rel], dim=-1)  # (B, N, N, E+G)
+            rel = _pair_mlp(g_in, g_rest, torch.cat([objects, context], dim=-1), pairs)
+        return rel
 
     def forward(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
         rel = self.relations(objects, pair_features)  # (B, N, N, G)
@@ -267,8 +285,12 @@ class PhysicsModel(nn.Module):
             raise ValueError(f"pair_features must be one of {PAIR_FEATURES}, got {cfg.pair_features!r}")
         if cfg.pair_features and cfg.kind != "rn":
             raise ValueError("pair_features need model 'rn'")
+        if cfg.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {cfg.rounds}")
         if cfg.rounds != 1 and cfg.kind != "rn":
             raise ValueError("rounds > 1 needs model 'rn'")
+        if cfg.edge_memory and cfg.rounds < 2:
+            raise ValueError("edge_memory needs rounds >= 2")
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
         self.pair_features = cfg.pair_features
         if cfg.input_norm not in ("", "whiten"):
@@ -293,7 +315,8 @@ class PhysicsModel(nn.Module):
         elif cfg.readout == "pair" or cfg.pair_features or cfg.rounds > 1:
             self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims), pair_dim=pair_dim,
                                      readout=cfg.readout, f_dims=tuple(cfg.f_dims), out_dim=out,
-                                     aggregate_norm=cfg.aggregate_norm, rounds=cfg.rounds)
+                                     aggregate_norm=cfg.aggregate_norm, rounds=cfg.rounds,
+                                     edge_memory=cfg.edge_memory)
         else:
             self.net = RelationNetwork(object_dim=D, g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=out,
                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
