@@ -104,12 +104,15 @@ def reference_logits(model: BabiRN, story, story_len, question, question_len, b:
     tags = torch.eye(S)[slots]
     objects = torch.cat([torch.stack(states), tags], dim=-1)[None]  # (1, n, D): real sentences only
     q = model.question(question[b : b + 1, : question_len[b]], question_len[b : b + 1])
+    if model.cfg.rounds == 2:  # round 1 over the real sentences only (per_object is checked against a loop in core)
+        objects = torch.cat([objects, model.context_norm(model.context.per_object(objects, q))], dim=-1)
     return naive_relation_network(model.rn, objects, q)[0]
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
 @pytest.mark.parametrize("pairs", ["ordered", "unordered"])
-def test_matches_reference_without_padding(pairs):
-    model = tiny_model(dataclasses.replace(TINY, pairs=pairs))
+def test_matches_reference_without_padding(pairs, rounds):
+    model = tiny_model(dataclasses.replace(TINY, pairs=pairs, rounds=rounds))
     batch = random_batch(B=6, seed=1)
     out = model(*batch)
     for b in range(6):

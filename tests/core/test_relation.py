@@ -178,3 +178,27 @@ def test_bad_shapes_raise_clear_errors(bad):
     args = dict(objects=torch.randn(2, 3, 5), question=torch.randn(2, 3), mask=None) | bad
     with pytest.raises(ValueError, match="must"):
         rn(**args)
+
+
+@pytest.mark.parametrize("option", ["all", "no-self", "unordered", "unordered-no-self"])
+def test_per_object_is_the_mean_of_g_over_each_objects_pairs(option):
+    rn = make_rn(**PAIR_OPTIONS[option])
+    x, q, mask = inputs()
+    out = rn.per_object(x, q, mask)  # (B, N, G)
+    pairs = rn._pair_matrix(x.shape[1], x.device)
+    for b in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            rels = []
+            for i in range(x.shape[1]):
+                for j in range(x.shape[1]):
+                    used = (pairs is None or pairs[i, j]) and mask[b, i] and mask[b, j]
+                    if used and k in (i, j):
+                        rels.append(rn.g_rest(torch.relu(rn.g_in(torch.cat([x[b, i], x[b, j], q[b]])))))
+            want = torch.stack(rels).mean(0) if rels else torch.zeros(rn.relation_dim, dtype=x.dtype)
+            torch.testing.assert_close(out[b, k], want)
+
+
+def test_out_dim_zero_means_g_only():
+    rn = RelationNetwork(object_dim=5, g_dims=(8, 6), f_dims=(), out_dim=0)
+    assert isinstance(rn.f, torch.nn.Identity)
+    assert rn(torch.randn(2, 3, 5)).shape == (2, 6)

@@ -37,7 +37,8 @@ class RelationNetwork(nn.Module):
         question_dim: Q, features of the question vector (0: no question).
         g_dims: widths of g's layers, each followed by ReLU (paper: four layers). The last is the relation size G.
         f_dims: widths of f's hidden layers (ReLU); a final linear layer maps to ``out_dim`` (the logits).
-        out_dim: C, outputs of f.
+        out_dim: C, outputs of f. ``out_dim=0`` with no ``f_dims``: no f at all, for a module used only through
+            :meth:`per_object` (its g).
         f_dropout: dropout after f's hidden layers: one rate for all, or one per hidden layer
             (paper, CLEVR: ``(0.0, 0.5)``, i.e. on the penultimate layer).
         reduce: ``"sum"`` (the paper) or ``"mean"`` over the computed pairs.
@@ -92,7 +93,10 @@ class RelationNetwork(nn.Module):
             raise ValueError(f"aggregate_norm must be None, 'layer' or 'batch', got {aggregate_norm!r}")
         norms = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
         self.norm = norms[aggregate_norm](g_dims[-1]) if aggregate_norm else nn.Identity()
-        self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
+        if out_dim == 0 and not f_dims:
+            self.f = nn.Identity()
+        else:
+            self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
         self.relation_dim = g_dims[-1]
         if pair_index is not None:
             pair_index = torch.as_tensor(pair_index, dtype=torch.long)
@@ -226,6 +230,26 @@ class RelationNetwork(nn.Module):
     def forward(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """``(B, N, D), (B, Q), (B, N) -> (B, C)`` logits."""
         return self.f(self.norm(self.aggregate(objects, question, mask)))
+
+    def per_object(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """For each object, the mean of g over the computed pairs that it is in (either slot; a self-pair counts
+        once): ``(B, N, D), (B, Q), (B, N) -> (B, N, G)``; zeros for a masked object. Differentiable.
+
+        The per-object summary that a second round of relations can read (e.g. ``[o_i; LayerNorm(c_i)]``).
+        """
+        self._check(objects, question, mask)
+        B, N, _ = objects.shape
+        left, right = self._project(objects, question)
+        valid = self._valid_pairs(N, mask, objects.device)
+        valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
+        b, i, j = valid.nonzero(as_tuple=True)  # (P,) each
+        h = self.g_rest(torch.relu(left[b, i] + right[b, j]))  # (P, G)
+        other = i != j  # a pair (i, j) also belongs to j; (i, i) only once
+        rows = torch.cat([b * N + i, (b * N + j)[other]])  # (P + P',)
+        vals = torch.cat([h, h[other]])  # (P + P', G)
+        total = h.new_zeros(B * N, h.shape[-1]).index_add_(0, rows, vals)  # (B*N, G)
+        count = h.new_zeros(B * N).index_add_(0, rows, torch.ones_like(rows, dtype=h.dtype))  # (B*N,)
+        return (total / count.clamp(min=1)[:, None]).view(B, N, -1)
 
     @torch.no_grad()
     def relations(

@@ -59,6 +59,7 @@ class ModelConfig:
     f_dropout: tuple[float, ...] = (0.0, 0.0)
     reduce: str = "sum"  # sum (paper) | mean over the valid pairs
     pairs: str = "ordered"  # ordered: all n^2 pairs (paper) | unordered: i <= j, about half
+    rounds: int = 1  # 1: the paper; 2: a first g's per-sentence summary c_i is appended to each object (see BabiRN)
 
 
 @dataclass
@@ -187,7 +188,15 @@ class BabiRN(nn.Module):
         shared = self.sentences.encoder.embedding if cfg.share_embedding else None
         self.question = QuestionLSTM(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden_dim=cfg.question_dim,
                                      embedding=shared)
-        self.rn = RelationNetwork(object_dim=self.sentences.object_dim, question_dim=cfg.question_dim,
+        if cfg.rounds not in (1, 2):
+            raise UserError(f"--model.rounds={cfg.rounds}: expected 1 or 2")
+        D = self.sentences.object_dim
+        if cfg.rounds == 2:  # round 1: g only; each sentence's mean relation to the others, given the question
+            self.context = RelationNetwork(object_dim=D, question_dim=cfg.question_dim, g_dims=cfg.g_dims,
+                                           f_dims=(), out_dim=0, ordered=cfg.pairs == "ordered")
+            self.context_norm = nn.LayerNorm(cfg.g_dims[-1])
+            D += cfg.g_dims[-1]
+        self.rn = RelationNetwork(object_dim=D, question_dim=cfg.question_dim,
                                   g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=num_answers,
                                   f_dropout=cfg.f_dropout, reduce=cfg.reduce, ordered=cfg.pairs == "ordered")
         self.vocab_size = vocab_size
@@ -204,6 +213,9 @@ class BabiRN(nn.Module):
     def forward(self, story: Tensor, story_len: Tensor, question: Tensor, question_len: Tensor) -> Tensor:
         objects, mask = self.objects(story, story_len)  # (B, S, D), (B, S)
         q = self.question(question, question_len)  # (B, Qd)
+        if self.cfg.rounds == 2:
+            context = self.context_norm(self.context.per_object(objects, q, mask))  # (B, S, G)
+            objects = torch.cat([objects, context], dim=-1)  # (B, S, D + G)
         return self.rn(objects, q, mask)  # (B, C)
 
 
