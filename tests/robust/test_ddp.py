@@ -8,7 +8,6 @@ per micro-batch and seeded by the global micro-batch index, so the two runs diff
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from tiny_task import run
+from tiny_task import run, subprocess_env
 
 STEPS = 12
 
@@ -30,7 +28,7 @@ def launch(out: Path, nproc: int, **kw) -> subprocess.CompletedProcess:
 
 
 def launch_script(script: Path, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1", "RELNET_DEVICE": "cpu"}
+    env = subprocess_env()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 

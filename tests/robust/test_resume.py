@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_task import TinyTask, run, subprocess_env, tiny_config
 
 from relnet.cli import main
 from relnet.errors import UserError
 from relnet.train.loop import train
-from tiny_task import TinyTask, run, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, uninterrupted):
     out = tmp_path / "run"
     # 10 ms per micro-batch: the 24 steps take >= 0.24 s after start-up, so the kill lands mid-run
     code = f"import tiny_task; tiny_task.run({str(out)!r}, delay=0.02)"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1", "RELNET_DEVICE": "cpu"}
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
     trainer = out / "checkpoint" / "trainer.json"
     deadline = time.monotonic() + 60

@@ -8,7 +8,9 @@ seeding. Everything is small enough that a step takes about a millisecond on one
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -83,3 +85,11 @@ def run(run_dir: str, resume: bool = False, delay: float = 0.0, **kw: Any):
     from relnet.train.loop import train
 
     return train(TinyTask(delay=delay), tiny_config(**kw), run_dir, resume=resume, progress=False)
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a subprocess (python or torchrun) that imports this module: this folder on the path, ahead of
+    whatever PYTHONPATH already holds (relnet itself may come from there), 1 thread, and the CPU."""
+    here = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "RELNET_DEVICE": "cpu"}
