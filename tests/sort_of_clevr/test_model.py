@@ -79,10 +79,13 @@ def test_metrics_are_exact_counts():
     assert m["by_subtype"]["count"] == pytest.approx(1 / 2) and m["by_subtype"]["shape"] == 1.0
 
 
-def test_evaluate_matches_per_question_forward(tiny_split):
+@pytest.mark.parametrize("mask", [False, True])
+def test_evaluate_matches_per_question_forward(tiny_split, mask):
     """The image-batched evaluation (objects computed once per image) equals a plain per-question loop."""
     torch.manual_seed(0)
-    model = build_model(preset("fast", "rn").model).eval()
+    cfg = preset("fast", "rn").model
+    cfg.mask_background = mask
+    model = build_model(cfg).eval()
     ex = Examples(tiny_split, state=False)
     result = evaluate(model, ex, batch_images=3)
     with torch.no_grad():
@@ -125,3 +128,25 @@ def test_eval_bad_input_is_one_line(args, match, capsys):
     assert main(["eval", "sort-of-clevr", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
+
+
+def test_background_mask_keeps_object_cells_and_drops_empty_ones(tiny_split):
+    """Checked against the scene description: the 15x15 cell holding each object's centre is kept, and a cell whose
+    block lies more than 5 px (an object's half-size) from every centre is dropped."""
+    cfg = preset("fast", "rn").model
+    cfg.mask_background = True
+    model = build_model(cfg)
+    images = Examples(tiny_split, state=False).images(torch.arange(len(tiny_split["images"])))
+    mask = model.object_mask(images).view(-1, 5, 5)  # (N, row, col)
+    for n, centres in enumerate(tiny_split["centres"]):
+        for x, y in centres:
+            assert mask[n, y // 15, x // 15]
+        for r in range(5):
+            for c in range(5):
+                near = [max(max(15 * c - x, x - (15 * c + 14), 0), max(15 * r - y, y - (15 * r + 14), 0)) <= 5
+                        for x, y in centres]
+                if not any(near):
+                    assert not mask[n, r, c], (n, r, c)
+    with pytest.raises(Exception, match="mask_background"):
+        cfg.kind = "mlp"
+        build_model(cfg)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from relnet.errors import UserError
@@ -56,6 +57,7 @@ class ModelConfig:
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
+    mask_background: bool = False  # rn: leave out the grid cells whose 15x15 pixels are all background (white)
 
 
 @dataclass
@@ -111,6 +113,10 @@ class PixelModel(nn.Module):
         self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
                                coords=cfg.cnn_coords)
         d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
+        self.grid = d
+        self.mask_background = cfg.mask_background
+        if cfg.mask_background and cfg.kind != "rn":
+            raise UserError("--model.mask_background needs --model rn")
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
@@ -125,8 +131,19 @@ class PixelModel(nn.Module):
     def objects(self, image: Tensor) -> Tensor:
         return self.cnn(image)[0]  # (B, 25, C+2)
 
+    def object_mask(self, image: Tensor) -> Tensor | None:
+        """``mask_background``: True for the grid cells whose pixel block holds any non-white pixel: ``(B, 25)``.
+
+        A fixed background detector, not learned: Sort-of-CLEVR's background is pure white. Cells with no object
+        then take part in no pair (the RN packs the valid pairs), as the state description has no empty rows.
+        """
+        if not self.mask_background:
+            return None
+        ink = (image < 0.98).any(dim=1, keepdim=True).float()  # (B, 1, H, W)
+        return F.adaptive_max_pool2d(ink, self.grid).flatten(1) > 0  # (B, d*d)
+
     def forward(self, image: Tensor, question: Tensor) -> Tensor:
-        return self.head(self.objects(image), question)
+        return self.head(self.objects(image), question, self.object_mask(image))
 
 
 class StateModel(nn.Module):

@@ -64,10 +64,14 @@ def evaluate(model: nn.Module, examples: Examples, *, batch_images: int = 50) ->
     n_img = len(examples) // n_q
     for start in range(0, n_img, batch_images):
         img = torch.arange(start, min(n_img, start + batch_images))
-        objects = model.objects(examples.images(img).to(device))  # (b, N, D)
+        images = examples.images(img).to(device)
+        objects = model.objects(images)  # (b, N, D)
         idx = (img[:, None] * n_q + torch.arange(n_q)).reshape(-1)  # (b*20,)
         objects = objects.repeat_interleave(n_q, dim=0)  # (b*20, N, D)
-        logits = model.head(objects, examples.questions[idx].to(device))
+        mask = model.object_mask(images) if hasattr(model, "object_mask") else None
+        if mask is not None:
+            mask = mask.repeat_interleave(n_q, dim=0)  # (b*20, N)
+        logits = model.head(objects, examples.questions[idx].to(device), mask)
         correct[idx] = logits.argmax(-1).cpu() == examples.answers[idx]
     model.train(was_training)
     return metrics(correct, examples.subtypes)
