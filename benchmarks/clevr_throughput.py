@@ -83,19 +83,18 @@ def repad(batch: dict[str, Tensor], rows: int) -> dict[str, Tensor]:
     return out
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def timed(fn, repeats: int, device: torch.device) -> float:
+    def sync() -> None:  # CUDA runs asynchronously: time the work, not its launch
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
-
-def timed(fn, repeats: int) -> float:
     fn()  # warm-up
-    _sync()
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
-        _sync()  # CUDA runs asynchronously: time the work, not its launch
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -115,9 +114,10 @@ def measure(model: ClevrModel, batch: dict[str, Tensor], impl: str, repeats: int
             fwd(batch)
 
     model.train()
-    t_train = timed(train_step, repeats)
+    device = batch["answers"].device
+    t_train = timed(train_step, repeats, device)
     model.eval()
-    t_eval = timed(eval_step, repeats)
+    t_eval = timed(eval_step, repeats, device)
     return {"train_qps": B / t_train, "eval_qps": B / t_eval}
 
 

@@ -41,6 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# This benchmark measures the CPU (peak RSS, 1 vs 2 gloo processes): keep relnet's trainer off any GPU, in this
+# process and in the torchrun processes it starts (they inherit the environment).
+os.environ.setdefault("RELNET_DEVICE", "cpu")
+
 DIM, QDIM, CLASSES, HIDDEN = 16, 8, 10, 64
 CHUNK_FROM = 512  # N from which g runs on chunks of CHUNK pairs under activation checkpointing
 CHUNK = 65536

@@ -202,3 +202,7 @@ def test_out_dim_zero_means_g_only():
     rn = RelationNetwork(object_dim=5, g_dims=(8, 6), f_dims=(), out_dim=0)
     assert isinstance(rn.f, torch.nn.Identity)
     assert rn(torch.randn(2, 3, 5)).shape == (2, 6)
+    rn.reset_parameters()
+    assert "g only" in repr(rn)
+    with pytest.raises(ValueError, match="out_dim=0"):
+        RelationNetwork(object_dim=5, g_dims=(8, 6), f_dims=(4,), out_dim=0)

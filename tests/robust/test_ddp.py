@@ -95,22 +95,3 @@ def test_tolerance_is_meaningful(tmp_path, single):
     run(str(out), steps=STEPS, micro_batch_size=8)
     a, b = params(single), params(out)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) > 1e-3
-
-
-
-
-def test_relnet_device_env_is_checked(monkeypatch):
-    """``RELNET_DEVICE`` picks the device; a bad value or a GPU that is not there is a clear user error."""
-    from relnet.errors import UserError
-    from relnet.train.loop import init_distributed
-
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    monkeypatch.setenv("RELNET_DEVICE", "cpu")
-    assert init_distributed().device.type == "cpu"
-    monkeypatch.setenv("RELNET_DEVICE", "gpu0")
-    with pytest.raises(UserError, match="auto, cpu or cuda"):
-        init_distributed()
-    if not torch.cuda.is_available():
-        monkeypatch.setenv("RELNET_DEVICE", "cuda")
-        with pytest.raises(UserError, match="no GPU"):
-            init_distributed()

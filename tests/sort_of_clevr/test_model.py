@@ -1,5 +1,6 @@
 """Sort-of-CLEVR models, presets, the training task and the train/eval/reproduce commands."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from relnet.cli import main
+from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, preset
 from relnet.tasks.sort_of_clevr.task import Examples, evaluate, metrics
@@ -81,17 +83,31 @@ def test_metrics_are_exact_counts():
 
 @pytest.mark.parametrize("mask", [False, True])
 def test_evaluate_matches_per_question_forward(tiny_split, mask):
-    """The image-batched evaluation (objects computed once per image) equals a plain per-question loop."""
+    """The image-batched evaluation (objects computed once per image) gives every question the logits of a plain
+    forward pass. Logits, not accuracy: an untrained model answers everything alike, so accuracy could not tell. With
+    the mask they also differ from the unmasked model's, so an evaluation that dropped the mask would fail."""
     torch.manual_seed(0)
     cfg = preset("fast", "rn").model
     cfg.mask_background = mask
     model = build_model(cfg).eval()
     ex = Examples(tiny_split, state=False)
+    seen = []
+    head_forward = model.head.forward
+
+    def recording(*args, **kwargs):
+        seen.append(head_forward(*args, **kwargs))
+        return seen[-1]
+
+    model.head.forward = recording
     result = evaluate(model, ex, batch_images=3)
+    del model.head.forward
     with torch.no_grad():
         x, q, y = ex.batch(torch.arange(len(ex)))
-        acc = (model(x, q).argmax(-1) == y).float().mean()
-    assert result["accuracy"] == pytest.approx(float(acc))
+        logits = model(x, q)
+        unmasked = model.head(model.objects(x), q)
+    torch.testing.assert_close(torch.cat(seen), logits, rtol=1e-5, atol=1e-5)
+    assert result["accuracy"] == pytest.approx(float((logits.argmax(-1) == y).float().mean()))
+    assert ((unmasked - logits).abs().max() > 1e-3) == mask
 
 
 def test_cli_train_eval_in_process(tmp_path, capsys):
@@ -147,6 +163,6 @@ def test_background_mask_keeps_object_cells_and_drops_empty_ones(tiny_split):
                         for x, y in centres]
                 if not any(near):
                     assert not mask[n, r, c], (n, r, c)
-    with pytest.raises(Exception, match="mask_background"):
-        cfg.kind = "mlp"
-        build_model(cfg)
+    for kind in ("mlp", "rn-state"):
+        with pytest.raises(UserError, match="mask_background"):
+            build_model(dataclasses.replace(cfg, kind=kind))

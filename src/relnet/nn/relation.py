@@ -93,7 +93,9 @@ class RelationNetwork(nn.Module):
             raise ValueError(f"aggregate_norm must be None, 'layer' or 'batch', got {aggregate_norm!r}")
         norms = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
         self.norm = norms[aggregate_norm](g_dims[-1]) if aggregate_norm else nn.Identity()
-        if out_dim == 0 and not f_dims:
+        if out_dim == 0 and f_dims:
+            raise ValueError("out_dim=0 (no f, g only) cannot have f_dims")
+        if out_dim == 0:
             self.f = nn.Identity()
         else:
             self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
@@ -108,14 +110,17 @@ class RelationNetwork(nn.Module):
         pairs = "explicit" if self.pair_index is not None else (
             ("ordered" if self.ordered else "unordered") + (" with self-pairs" if self.self_pairs else " without self-pairs")
         )
-        return f"object_dim={self.object_dim}, question_dim={self.question_dim}, reduce={self.reduce}, pairs={pairs}"
+        g_only = ", g only (no f)" if isinstance(self.f, nn.Identity) else ""
+        return (f"object_dim={self.object_dim}, question_dim={self.question_dim}, reduce={self.reduce}, "
+                f"pairs={pairs}{g_only}")
 
     def reset_parameters(self) -> None:
         self.g_in.reset_parameters()
         self.g_rest.reset_parameters()
         if isinstance(self.norm, nn.LayerNorm):
             self.norm.reset_parameters()
-        self.f.reset_parameters()
+        if not isinstance(self.f, nn.Identity):
+            self.f.reset_parameters()
 
     # -- pieces -------------------------------------------------------------------------------------------------
 
@@ -236,6 +241,7 @@ class RelationNetwork(nn.Module):
         once): ``(B, N, D), (B, Q), (B, N) -> (B, N, G)``; zeros for a masked object. Differentiable.
 
         The per-object summary that a second round of relations can read (e.g. ``[o_i; LayerNorm(c_i)]``).
+        Computes every pair at once: ``chunk_pairs`` does not bound its memory.
         """
         self._check(objects, question, mask)
         B, N, _ = objects.shape

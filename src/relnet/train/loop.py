@@ -45,19 +45,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from relnet.checkpoint import (
-    load_trainer_state,
-    load_weights,
-    read_config,
-    recover_dir,
-    save_checkpoint,
-    write_json_atomic,
-    write_text_atomic,
-)
+from relnet.checkpoint import (load_trainer_state, load_weights, read_config, recover_dir, save_checkpoint,
+                               write_json_atomic, write_text_atomic)
 from relnet.errors import UserError
 from relnet.perf import flush_denormals, keep_freed_memory
 from relnet.train.config import TrainConfig
-from relnet.train.device import to_device
+from relnet.train.device import to_device, use_cuda
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +92,9 @@ class Dist:
         return self.rank == 0
 
 
-def _use_cuda() -> bool:
-    """``RELNET_DEVICE`` = ``auto`` (the default: a GPU when there is one), ``cpu`` or ``cuda``."""
-    choice = os.environ.get("RELNET_DEVICE", "auto").lower()
-    if choice not in ("auto", "cpu", "cuda"):
-        raise UserError(f"RELNET_DEVICE must be auto, cpu or cuda, not {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("RELNET_DEVICE=cuda but torch sees no GPU (torch.cuda.is_available() is False)")
-    return choice != "cpu" and torch.cuda.is_available()
-
-
 def init_distributed() -> Dist:
     """Join the process group when started by ``torchrun`` (NCCL on GPUs, gloo on CPU); otherwise one process."""
-    cuda = _use_cuda()
+    cuda = use_cuda()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(device=torch.device("cuda" if cuda else "cpu"))

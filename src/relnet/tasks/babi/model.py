@@ -25,7 +25,7 @@ fast     as paper, one shared embedding table           as paper on the pairs i 
 =======  =============================================  =================================  ================================
 
 ``rounds=2`` (**a deviation**, off in both presets): a first g, with the same sizes, gives each sentence the mean of
-its relations to the others given the question, ``c_i``, and the RN runs over ``[o_i; LayerNorm(c_i)]``. Meant for
+g over the pairs it is in (either slot, its self-pair included) given the question, ``c_i``, and the RN runs over ``[o_i; LayerNorm(c_i)]``. Meant for
 tasks whose answer needs three facts (3, 16). First probe, task 16 alone (9,000 training questions, 20 epochs,
 `--data.tasks=16 --train.steps=2800`): validation 47.1% with one round at step 2,800 and 48.3% with two at step
 1,400, where it was stopped, both at the "guess the common colour" plateau; not yet tried in joint training.

@@ -18,19 +18,10 @@ from torch import Tensor, nn
 
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
-from relnet.tasks.clevr.loader import (
-    ANSWERS,
-    FAMILIES,
-    ClevrSplit,
-    Vocab,
-    augment,
-    load_split,
-    split_paths,
-    to_float,
-)
+from relnet.tasks.clevr.loader import ANSWERS, FAMILIES, ClevrSplit, Vocab, augment, load_split, split_paths, to_float
 from relnet.tasks.clevr.model import ModelConfig, QTypePrior, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
-from relnet.train.device import model_device, to_device
+from relnet.train.device import model_device, to_device, use_cuda
 
 TASK = "clevr"
 
@@ -212,7 +203,7 @@ def evaluate_checkpoint(path: str | Path, data: str | Path, *, split: str = "val
                              cache_dir=cache_dir, progress=False)
     if (examples.answers < 0).all():
         raise UserError(f"split {split!r} of {data} has no answers to evaluate against")
-    if torch.cuda.is_available():
+    if use_cuda():
         model = model.cuda()
     result = evaluate(model, examples)
     return {"task": TASK, "input": trained_input, "model": config["model"]["kind"], "split": split, **result}

@@ -25,13 +25,7 @@ from torch import Tensor, nn
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
 from relnet.tasks.physics import sim
-from relnet.tasks.physics.model import (
-    TASKS,
-    ModelConfig,
-    PhysicsModel,
-    RunConfig,
-    build_model,
-)
+from relnet.tasks.physics.model import TASKS, ModelConfig, PhysicsModel, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
 from relnet.train.device import model_device
 

@@ -184,8 +184,9 @@ class PixelBackend:
         q = torch.from_numpy(qvec)[None].float()  # (1, 11)
         with torch.no_grad():
             objects = self.model.objects(x)  # (1, 25, D)
-            probs = self.model.head(objects, q).softmax(-1)[0]
-            rel, valid = self.model.head.relations(objects, q)
+            mask = self.model.object_mask(x)  # (1, 25) or None (mask_background off)
+            probs = self.model.head(objects, q, mask).softmax(-1)[0]
+            rel, valid = self.model.head.relations(objects, q, mask)
         norms = rel[0].norm(dim=-1)
         k = int(probs.argmax())
         return {"question": canonical, "family": soc.SUBTYPE_NAMES[subtype], "referent": color,

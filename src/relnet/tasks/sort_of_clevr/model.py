@@ -115,8 +115,6 @@ class PixelModel(nn.Module):
         d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
         self.grid = d
         self.mask_background = cfg.mask_background
-        if cfg.mask_background and cfg.kind != "rn":
-            raise UserError("--model.mask_background needs --model rn")
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
@@ -166,6 +164,8 @@ class StateModel(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
+    if cfg.mask_background and cfg.kind != "rn":
+        raise UserError(f"--model.mask_background needs --model rn, not {cfg.kind}")
     if cfg.kind == "rn-state":
         return StateModel(cfg)
     if cfg.kind in ("rn", "mlp"):
