@@ -47,6 +47,11 @@ runs (connections, 3,000 steps; `runs/probe5`): two rounds with edge memory 83.4
 81.2% without and 85.4% with edge memory. Training seconds for those 3,000 steps on a shared CPU (so only rough):
 two rounds 359 (an earlier session), with edge memory 321, three rounds 402, three with edge memory 526.
 
+Tried and not used: averaging the logits over the task's 16 symmetries at test time (the square table's rotations
+and reflections, and time reversal, which leave every connection unchanged). On the shipped two-round model it
+moved scenes with every connection right from 88.0% to 88.3-89.0% (`scripts/physics_symmetry_tta.py`): the errors
+are systematic, not noise that averaging removes.
+
 Pair features (``pair_features``, **a deviation**, RN only): g also reads, for each pair, the distance between the
 two balls in each frame and their relative acceleration along the line between them (:func:`pair_features`). Both
 are non-linear in the two rows, so g's linear first layer cannot form them; a spring shows as a radial acceleration
