@@ -248,8 +248,10 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
     lines += ["", "Paper (Santoro et al. 2017, section 5.3): g 1000-1000-1000-500, f 500-100-out, Adam 1e-4, batch 50; "
               "93% of scenes with every connection right, 95% counting accuracy; the MLP baseline failed on both.", "",
               "Deviations of the `fast` preset (see `relnet.tasks.physics.model`): a per-pair readout for connections, "
-              "whitened positions, and pair features for g (each pair's distance per frame and relative radial "
-              "acceleration, non-linear in the two rows). The `paper` preset has none of them. Counting with a sum "
+              "whitened positions, pair features for g (each pair's distance per frame and relative radial "
+              "acceleration, non-linear in the two rows), a second round of g that also reads each ball's pooled "
+              "first-round relations, and, for connections, edge memory (the second round also reads the pair's "
+              "first-round relation). The `paper` preset has none of them. Counting with a sum "
               "over pairs has a structural limit here: the simulator adds cycle edges inside systems, so the number "
               "of systems is not a function of the number of edges, and scenes with few, large systems (many edges, "
               "more cycles) are the ones the RN gets wrong most often (see the per-count accuracy above)."]
