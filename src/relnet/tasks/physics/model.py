@@ -27,10 +27,10 @@ preset   g                             f (+ linear out)    training
 =======  ============================  ==================  ========================================================
 paper    1000, 1000, 1000, 500         500, 100            Adam 1e-4, batch 50, constant; readout f, sum, no norm
 fast     256, 256, 256 (two rounds)    256, 256 (count)    Adam 2e-3, 200-step warm-up, cosine; batch 50; LayerNorm
-                                                           on the summed relation (count); readout pair,
-                                                           symmetric logits and edge memory (connections);
-                                                           whitened positions; pair features "dynamics" and two
-                                                           rounds (RN only)
+                                                           on the summed relation (count); readout pair and
+                                                           symmetric logits (connections); whitened positions;
+                                                           pair features "dynamics", two rounds and edge memory
+                                                           (RN only)
 =======  ============================  ==================  ========================================================
 
 Two rounds (``rounds=2``, **a deviation**, RN only): a second g of the same size reads, for each pair, both balls'
@@ -137,7 +137,7 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
                             readout="pair" if pair else "f", symmetric=task == "connections",
                             aggregate_norm="" if pair else "layer", input_norm="whiten",
                             pair_features="dynamics" if kind == "rn" else "", rounds=2 if kind == "rn" else 1,
-                            edge_memory=pair)  # edge memory: measured on connections only (see the docstring)
+                            edge_memory=kind == "rn")
         train = TrainConfig(steps=20_000, batch_size=50, lr=2e-3, schedule="cosine", warmup_steps=200,
                             min_lr=2e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     return RunConfig(task=task, preset=name, model=model, train=train)

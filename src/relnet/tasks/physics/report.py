@@ -250,8 +250,8 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
               "Deviations of the `fast` preset (see `relnet.tasks.physics.model`): a per-pair readout for connections, "
               "whitened positions, pair features for g (each pair's distance per frame and relative radial "
               "acceleration, non-linear in the two rows), a second round of g that also reads each ball's pooled "
-              "first-round relations, and, for connections, edge memory (the second round also reads the pair's "
-              "first-round relation). The `paper` preset has none of them. Counting with a sum "
+              "first-round relations, and edge memory (the second round also reads the pair's first-round "
+              "relation). The `paper` preset has none of them. Counting with a sum "
               "over pairs has a structural limit here: the simulator adds cycle edges inside systems, so the number "
               "of systems is not a function of the number of edges, and scenes with few, large systems (many edges, "
               "more cycles) are the ones the RN gets wrong most often (see the per-count accuracy above)."]
