@@ -136,7 +136,8 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
                             log_every=200)
     else:
         pair = task == "connections" and kind == "rn"
-        model = ModelConfig(kind=kind, task=task, g_dims=(256, 256, 256), f_dims=(256, 256),
+        width = 320 if task == "connections" and kind == "mlp" else 256  # the MLP keeps up with 3 RN rounds
+        model = ModelConfig(kind=kind, task=task, g_dims=(width,) * 3, f_dims=(width,) * 2,
                             readout="pair" if pair else "f", symmetric=task == "connections",
                             aggregate_norm="" if pair else "layer", input_norm="whiten",
                             pair_features="dynamics" if kind == "rn" else "", rounds=(3 if pair else 2) if kind == "rn" else 1,
