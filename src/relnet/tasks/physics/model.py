@@ -140,8 +140,8 @@ def preset(name: str, task: str = "connections", kind: str = "rn") -> RunConfig:
         model = ModelConfig(kind=kind, task=task, g_dims=(width,) * 3, f_dims=(width,) * 2,
                             readout="pair" if pair else "f", symmetric=task == "connections",
                             aggregate_norm="" if pair else "layer", input_norm="whiten",
-                            pair_features="dynamics" if kind == "rn" else "", rounds=(3 if pair else 2) if kind == "rn" else 1,
-                            edge_memory=kind == "rn")
+                            pair_features="dynamics" if kind == "rn" else "",
+                            rounds=(3 if pair else 2) if kind == "rn" else 1, edge_memory=kind == "rn")
         train = TrainConfig(steps=20_000, batch_size=50, lr=2e-3, schedule="cosine", warmup_steps=200,
                             min_lr=2e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
     return RunConfig(task=task, preset=name, model=model, train=train)
@@ -184,7 +184,6 @@ class PairReadoutRN(nn.Module):
         self.object_dim, self.pair_dim, self.readout, self.rounds = object_dim, pair_dim, readout, rounds
         self.edge_memory = edge_memory
         G = g_dims[-1]
-        self.extra = f"readout={readout}, pair_dim={pair_dim}, rounds={rounds}, edge_memory={edge_memory}"
         self.g_in = nn.Linear(2 * object_dim + pair_dim, g_dims[0])
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
         # Rounds 2.. (see the docstring): each reads [o_i; c_i], [o_j; c_j], e_ij (and, with edge_memory, the pair's
@@ -206,7 +205,7 @@ class PairReadoutRN(nn.Module):
             self.f = MLP(G, list(f_dims), out_dim)
 
     def extra_repr(self) -> str:
-        return self.extra
+        return f"readout={self.readout}, pair_dim={self.pair_dim}, rounds={self.rounds}, edge_memory={self.edge_memory}"
 
     def relations(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
         """``g(o_i, o_j, e_ij)`` for every ordered pair: ``(B, N, D), (B, N, N, E) -> (B, N, N, G)``."""
