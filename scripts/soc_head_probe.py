@@ -100,9 +100,37 @@ class GatedRN(torch.nn.Module):
         if self.bilinear is not None:
             s = s + torch.einsum("bnd,de,be->bn", o, self.bilinear, q)
         w = torch.sigmoid(s)
-        rel, _ = self.rn.relations(o, q)  # (B, N, N, G)
+        rel = dense_relations(self.rn, o, q)  # (B, N, N, G)
         agg = (rel * (w[:, :, None] * w[:, None, :])[..., None]).sum((1, 2))
         return self.rn.f(self.rn.norm(agg))
+
+
+class PoolRN(torch.nn.Module):
+    """RN whose pairs are pooled by ``max`` (each g unit keeps its strongest pair) or ``summax`` (LayerNorm'd sum
+    and max side by side): max routes each unit's gradient to one pair instead of all N^2."""
+
+    def __init__(self, d: int, g: list[int], pool: str) -> None:
+        super().__init__()
+        self.rn = RelationNetwork(object_dim=d, question_dim=11, g_dims=g, f_dims=(256, 256), out_dim=10,
+                                  aggregate_norm="layer")
+        self.pool = pool
+        width = g[-1] * (2 if pool == "summax" else 1)
+        self.f = torch.nn.Sequential(torch.nn.Linear(width, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                     torch.nn.ReLU(), torch.nn.Linear(256, 10))
+
+    def forward(self, o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        rel = dense_relations(self.rn, o, q)  # (B, N, N, G)
+        top = rel.flatten(1, 2).amax(1)
+        if self.pool == "max":
+            return self.f(top)
+        return self.f(torch.cat([self.rn.norm(rel.sum((1, 2))), top], -1))
+
+
+def dense_relations(rn: RelationNetwork, o: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Every pair's g output ``(B, N, N, G)`` *with* gradients (``RelationNetwork.relations`` is for inspection
+    and runs under ``no_grad``)."""
+    left, right = rn._project(o, q)
+    return rn.g_rest(torch.relu(left[:, :, None] + right[:, None]))
 
 
 def main() -> None:
@@ -121,6 +149,8 @@ def main() -> None:
     ap.add_argument("--xy-onehot", action="store_true", help="cells: one-hot column and row instead of (x, y)")
     ap.add_argument("--xy-scale", type=float, default=1.0, help="multiply the objects' last two features (x, y)")
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--pool", default="sum", choices=["sum", "max", "summax"])
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -141,16 +171,21 @@ def main() -> None:
     d, g = xs["train"].shape[-1], [int(x) for x in args.g.split(",")]
     if args.film:
         model = FilmRN(d, g)
+    elif args.pool != "sum":
+        model = PoolRN(d, g, args.pool)
     elif args.gate:
         model = GatedRN(d, g, args.gate)
     else:
         model = RelationNetwork(object_dim=d, question_dim=11, g_dims=g, f_dims=(256, 256), out_dim=10,
                                 aggregate_norm=args.agg or None, reduce=args.reduce, ordered=not args.unordered)
+    dev = torch.device(args.device)
+    model = model.to(dev)
+    xs, qs, ys = ({k: v.to(dev) for k, v in t.items()} for t in (xs, qs, ys))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     n = len(ys["train"])
     t0 = time.perf_counter()
     for step in range(1, args.steps + 1):
-        idx = torch.randint(0, n, (args.batch,))
+        idx = torch.randint(0, n, (args.batch,), device=dev)
         loss = F.cross_entropy(model(xs["train"][idx // 20], qs["train"][idx]), ys["train"][idx])
         opt.zero_grad()
         loss.backward()
@@ -160,7 +195,7 @@ def main() -> None:
             with torch.no_grad():
                 pred = model(xs["test"].repeat_interleave(20, 0), qs["test"]).argmax(-1)
             model.train()
-            ok = (pred == ys["test"]).numpy()
+            ok = (pred == ys["test"]).cpu().numpy()
             print(json.dumps({"step": step, "s": round(time.perf_counter() - t0), "acc": round(ok.mean(), 3),
                               "non_rel": round(ok[sub < 3].mean(), 3), "rel": round(ok[sub >= 3].mean(), 3),
                               "by": [round(ok[sub == k].mean(), 2) for k in range(6)]}), flush=True)

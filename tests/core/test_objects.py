@@ -56,6 +56,31 @@ def test_conv_objects_maxpool_cell_sees_its_whole_area():
         ConvObjects(downsample="avg")
 
 
+@pytest.mark.parametrize("size", [75, 128, 20])
+def test_conv_objects_patch_keeps_the_grid(size):
+    strided = ConvObjects(channels=(4, 4, 4, 4))
+    patch = ConvObjects(channels=(4, 4, 4, 4), downsample="patch")
+    x = torch.rand(2, 3, size, size)
+    assert patch(x)[0].shape == strided(x)[0].shape
+    kernels = [m.kernel_size for m in patch.conv if isinstance(m, torch.nn.Conv2d)]
+    assert kernels == [(16, 16), (1, 1), (1, 1), (1, 1)]
+
+
+def test_conv_objects_patch_cell_sees_only_its_block():
+    """Changing pixels inside one cell's block changes that cell only; with strided 3x3 layers a cell sees ~31 px,
+    so the same change reaches its neighbours too."""
+    torch.manual_seed(0)
+    for downsample, others_change in (("patch", False), ("stride", True)):
+        conv = ConvObjects(channels=(4, 4, 4, 4), downsample=downsample).eval()
+        x = torch.rand(1, 3, 75, 75)
+        y = x.clone()
+        y[0, :, 20:28, 20:28] = 0.0  # inside cell (1, 1): rows/cols 14..29 of the image padded to 80 (2 px each side)
+        before, after = conv(x)[0][0, :, :4], conv(y)[0][0, :, :4]
+        changed = (before - after).abs().amax(-1) > 1e-6  # (25,)
+        assert changed[6]  # cell (1, 1)
+        assert bool(changed[torch.arange(25) != 6].any()) == others_change, downsample
+
+
 @pytest.mark.parametrize("coords,dim", [("append", 6), ("input", 4), ("both", 6)])
 def test_conv_objects_coordconv_channels(coords, dim):
     m = ConvObjects(channels=(4, 4), coords=coords)

@@ -13,6 +13,10 @@ PAIR_OPTIONS = {
     "unordered-no-self": {"ordered": False, "self_pairs": False},
     "explicit": {"pair_index": [[0, 1], [2, 3], [1, 1], [3, 0]]},
     "mean": {"reduce": "mean"},
+    "max": {"reduce": "max"},
+    "sum+max": {"reduce": "sum+max", "aggregate_norm": "layer"},
+    "sum+max-chunked-no-self": {"reduce": "sum+max", "chunk_pairs": 5, "self_pairs": False},
+    "max-chunked": {"reduce": "max", "chunk_pairs": 7},
     "chunked": {"chunk_pairs": 7},
     "chunked-no-self": {"chunk_pairs": 5, "self_pairs": False},
 }
@@ -70,7 +74,7 @@ def test_no_question():
     torch.testing.assert_close(rn(x, None, mask), naive_relation_network(rn, x, None, mask))
 
 
-@pytest.mark.parametrize("option", ["all", "no-self", "mean", "chunked"])
+@pytest.mark.parametrize("option", ["all", "no-self", "mean", "chunked", "max", "sum+max"])
 def test_permutation_invariance(option):
     rn = make_rn(**PAIR_OPTIONS[option])
     x, q, mask = inputs()

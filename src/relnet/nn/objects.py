@@ -43,7 +43,11 @@ class ConvObjects(nn.Module):
             variance per channel) instead of sparse non-negative ones.
         downsample: ``"stride"`` (the paper: strided convolutions) or ``"maxpool"`` (stride-1 convolutions, each
             followed by a ``stride`` x ``stride`` max-pool with ceil mode: the same grid, ~4x the convolution
-            arithmetic, and a cell keeps the strongest response of its area instead of a strided sample).
+            arithmetic, and a cell keeps the strongest response of its area instead of a strided sample), or
+            ``"patch"`` (not in the paper: the first layer is one ``s^L x s^L`` convolution with that stride, so each
+            cell sees exactly its own block of pixels, as a ViT patch does; the other layers are 1x1. The same grid,
+            the image padded to whole blocks. A strided 3x3 stack lets each cell see ~31 px, so an object shows in
+            its neighbours' features too and a cell's appended (x, y) says less about where it is).
         coords: where the cells' positions come from. ``"append"`` (the paper): each cell's (x, y) is concatenated to
             its features. ``"input"`` (CoordConv, Liu et al. 2018): two channels holding every pixel's (x, y) are
             added to the image, so the CNN can tie position to content (an empty cell can say nothing at all, where
@@ -59,17 +63,22 @@ class ConvObjects(nn.Module):
         super().__init__()
         if order not in ("bn-relu", "relu-bn"):
             raise ValueError(f"order must be 'bn-relu' or 'relu-bn', got {order!r}")
-        if downsample not in ("stride", "maxpool"):
-            raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}")
+        if downsample not in ("stride", "maxpool", "patch"):
+            raise ValueError(f"downsample must be 'stride', 'maxpool' or 'patch', got {downsample!r}")
         if coords not in COORDS:
             raise ValueError(f"coords must be one of {COORDS}, got {coords!r}")
         self.coords_in, self.coords_out = coords in ("input", "both"), coords in ("append", "both")
         layers: list[nn.Module] = []
         prev = in_channels + 2 * self.coords_in
         pool = downsample == "maxpool" and stride > 1
-        for c in channels:
-            conv = nn.Conv2d(prev, c, kernel_size, stride=1 if pool else stride, padding=kernel_size // 2,
-                             bias=order == "relu-bn")
+        self.patch = stride ** len(channels) if downsample == "patch" else 0
+        self.num_layers, self.stride, self.kernel_size = len(channels), stride, kernel_size
+        for k, c in enumerate(channels):
+            if self.patch:
+                size, step, pad = (self.patch, self.patch, 0) if k == 0 else (1, 1, 0)
+            else:
+                size, step, pad = kernel_size, 1 if pool else stride, kernel_size // 2
+            conv = nn.Conv2d(prev, c, size, stride=step, padding=pad, bias=order == "relu-bn")
             norm_act = [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
             layers += [conv, *(norm_act if order == "bn-relu" else norm_act[::-1])]
             if pool:  # ceil_mode: the same grid as a padded strided convolution (75 -> 38 -> 19 -> 10 -> 5)
@@ -79,16 +88,22 @@ class ConvObjects(nn.Module):
         self.object_dim = prev + 2 * self.coords_out
 
     def feature_map(self, image: Tensor) -> Tensor:
-        return self.conv(image)  # (B, C, d_h, d_w)
-
-    def forward(self, image: Tensor) -> tuple[Tensor, None]:
+        """``(B, in_channels, H, W) -> (B, C, d_h, d_w)``: the CNN's output grid, before coordinates are appended."""
         if image.ndim != 4:
             raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
         if self.coords_in:  # CoordConv: (x, y) of every pixel as two more input channels
             B, _, H, W = image.shape
             xy = grid_coordinates(H, W, device=image.device, dtype=image.dtype).T.reshape(1, 2, H, W)
             image = torch.cat([image, xy.expand(B, -1, -1, -1)], dim=1)  # (B, C_in + 2, H, W)
-        fmap = self.conv(image)  # (B, C, d_h, d_w)
+        if self.patch:  # pad to whole blocks on the same grid as the strided stack (75 -> 5 x 16 = 80)
+            H, W = image.shape[-2:]
+            ph = self.output_size(H, self.num_layers, self.stride, self.kernel_size) * self.patch - H
+            pw = self.output_size(W, self.num_layers, self.stride, self.kernel_size) * self.patch - W
+            image = torch.nn.functional.pad(image, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return self.conv(image)  # (B, C, d_h, d_w)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, None]:
+        fmap = self.feature_map(image)  # (B, C, d_h, d_w)
         B, C, dh, dw = fmap.shape
         cells = fmap.flatten(2).transpose(1, 2)  # (B, d_h*d_w, C)
         if not self.coords_out:

@@ -26,7 +26,8 @@ from torch.utils.checkpoint import checkpoint
 
 from relnet.nn.mlp import MLP
 
-Reduce = Literal["sum", "mean"]
+Reduce = Literal["sum", "mean", "max", "sum+max"]
+REDUCES = ("sum", "mean", "max", "sum+max")
 
 
 class RelationNetwork(nn.Module):
@@ -41,7 +42,10 @@ class RelationNetwork(nn.Module):
             :meth:`per_object` (its g).
         f_dropout: dropout after f's hidden layers: one rate for all, or one per hidden layer
             (paper, CLEVR: ``(0.0, 0.5)``, i.e. on the penultimate layer).
-        reduce: ``"sum"`` (the paper) or ``"mean"`` over the computed pairs.
+        reduce: ``"sum"`` (the paper) or ``"mean"`` over the computed pairs; ``"max"`` (each relation unit keeps its
+            largest pair); ``"sum+max"`` (both side by side, so f reads ``2G`` numbers). Not in the paper: a max
+            routes each unit's gradient to one pair instead of all N^2, and can pick out "the pair where this
+            is largest" (closest, furthest) that a sum can only approximate; the sum still counts.
         self_pairs: include the pairs (i, i) (the paper does: all n^2 ordered pairs).
         ordered: ``True`` sums over ordered pairs (i, j) and (j, i); ``False`` over unordered ones (i < j, plus
             i == j when ``self_pairs``).
@@ -50,7 +54,8 @@ class RelationNetwork(nn.Module):
         chunk_pairs: if set, g is evaluated on at most about this many pairs at a time, under activation
             checkpointing, so peak memory is bounded whatever N is (N=1024 -> ~1M pairs per example).
         aggregate_norm: ``"layer"`` applies a LayerNorm to the aggregated relation before f (not in the paper:
-            the sum of N^2 non-negative relations has a large common component that slows early training).
+            the sum of N^2 non-negative relations has a large common component that slows early training). With
+            ``reduce="sum+max"`` it normalises the sum half only.
 
     Shapes:
         objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
@@ -76,8 +81,8 @@ class RelationNetwork(nn.Module):
         super().__init__()
         if not g_dims:
             raise ValueError("g_dims must have at least one layer")
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        if reduce not in REDUCES:
+            raise ValueError(f"reduce must be one of {', '.join(map(repr, REDUCES))}, got {reduce!r}")
         if chunk_pairs is not None and chunk_pairs < 1:
             raise ValueError(f"chunk_pairs must be positive, got {chunk_pairs}")
         self.object_dim = object_dim
@@ -98,7 +103,7 @@ class RelationNetwork(nn.Module):
         if out_dim == 0:
             self.f = nn.Identity()
         else:
-            self.f = MLP(g_dims[-1], list(f_dims), out_dim, dropout=f_dropout)
+            self.f = MLP(g_dims[-1] * (2 if reduce == "sum+max" else 1), list(f_dims), out_dim, dropout=f_dropout)
         self.relation_dim = g_dims[-1]
         if pair_index is not None:
             pair_index = torch.as_tensor(pair_index, dtype=torch.long)
@@ -164,20 +169,47 @@ class RelationNetwork(nn.Module):
             m.fill_diagonal_(False)
         return m
 
+    def _pool(self, h: Tensor) -> Tensor:
+        """``(B, P, G) -> (B, G)`` sum over pairs, or ``(B, 2G)`` sum and max side by side (a chunk's part)."""
+        if self.reduce in ("sum", "mean"):
+            return h.sum(dim=1)
+        if self.reduce == "max":
+            return h.amax(dim=1)
+        return torch.cat([h.sum(dim=1), h.amax(dim=1)], dim=-1)
+
+    def _combine(self, parts: list[Tensor]) -> Tensor:
+        """Merge per-chunk pools: sums add, maxima take the larger."""
+        if len(parts) == 1:
+            return parts[0]
+        if self.reduce in ("sum", "mean"):
+            return torch.stack(parts).sum(0)
+        if self.reduce == "max":
+            return torch.stack(parts).amax(0)
+        G = self.relation_dim
+        stacked = torch.stack(parts)  # (chunks, B, 2G)
+        return torch.cat([stacked[..., :G].sum(0), stacked[..., G:].amax(0)], dim=-1)
+
     def _dense_rows(self, left: Tensor, right: Tensor) -> Tensor:
-        """Sum of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
+        """Pool of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
         B, n, H = left.shape
         h = torch.relu_(left[:, :, None, :] + right[:, None, :, :])  # (B, n, N, H)
         # g runs on a 2-D (rows, H) matrix: its Linear outputs are then plain tensors, so the in-place ReLUs stay
         # in place (an in-place op on a view makes autograd copy the whole tensor: ~25% of the step).
         h = self.g_rest(h.view(-1, H))  # (B*n*N, G)
-        return h.view(B, -1, h.shape[-1]).sum(dim=1)  # (B, G)
+        return self._pool(h.view(B, -1, h.shape[-1]))  # (B, G) or (B, 2G)
 
     def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int) -> Tensor:
-        """Sum of g over an explicit pair list, per example: ``-> (B, G)``."""
+        """Pool of g over an explicit pair list, per example: ``-> (B, G)`` (or ``(B, 2G)``)."""
         h = left[b, i] + right[b, j]  # (P, H)
         h = self.g_rest(torch.relu_(h))  # (P, G)
-        return h.new_zeros(B, h.shape[-1]).index_add_(0, b, h)  # (B, G)
+        G = h.shape[-1]
+        parts = []
+        if self.reduce != "max":
+            parts.append(h.new_zeros(B, G).index_add_(0, b, h))  # (B, G)
+        if self.reduce in ("max", "sum+max"):
+            # g ends in a ReLU, so every relation is >= 0 and 0 is a safe start (an example with no pair pools 0)
+            parts.append(h.new_zeros(B, G).scatter_reduce(0, b[:, None].expand(-1, G), h, "amax"))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
     def _maybe_checkpoint(self, fn, *args: Tensor) -> Tensor:
         if torch.is_grad_enabled() and any(a.requires_grad for a in args if isinstance(a, Tensor)):
@@ -197,7 +229,8 @@ class RelationNetwork(nn.Module):
     # -- forward ------------------------------------------------------------------------------------------------
 
     def aggregate(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """``sum_ij g(o_i, o_j, q)`` (or the mean), before f: ``-> (B, G)``."""
+        """``sum_ij g(o_i, o_j, q)`` (or the mean, the max, or sum and max side by side), before f:
+        ``-> (B, G)`` (``(B, 2G)`` for ``"sum+max"``)."""
         self._check(objects, question, mask)
         B, N, _ = objects.shape
         left, right = self._project(objects, question)
@@ -207,9 +240,9 @@ class RelationNetwork(nn.Module):
             if rows >= N:
                 total = self._dense_rows(left, right)
             else:
-                total = sum(
+                total = self._combine([
                     self._maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right) for r in range(0, N, rows)
-                )
+                ])
             count = torch.full((B, 1), float(N * N), device=objects.device, dtype=objects.dtype)
         else:
             valid = valid.expand(B, N, N)
@@ -219,22 +252,29 @@ class RelationNetwork(nn.Module):
             if P <= step:
                 total = self._packed(left, right, b, i, j, B)
             else:
-                total = sum(
+                total = self._combine([
                     self._maybe_checkpoint(
                         lambda l, r, s=s: self._packed(l, r, b[s : s + step], i[s : s + step], j[s : s + step], B),
                         left,
                         right,
                     )
                     for s in range(0, P, step)
-                )
+                ])
             count = valid.sum(dim=(1, 2)).to(objects.dtype)[:, None]  # (B, 1)
         if self.reduce == "mean":
             total = total / count.clamp(min=1)
         return total
 
+    def readout(self, pooled: Tensor) -> Tensor:
+        """f after the aggregate norm: ``(B, G) -> (B, C)``; with ``"sum+max"`` the norm sees the sum half only."""
+        if self.reduce == "sum+max":
+            G = self.relation_dim
+            return self.f(torch.cat([self.norm(pooled[:, :G]), pooled[:, G:]], dim=-1))
+        return self.f(self.norm(pooled))
+
     def forward(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """``(B, N, D), (B, Q), (B, N) -> (B, C)`` logits."""
-        return self.f(self.norm(self.aggregate(objects, question, mask)))
+        return self.readout(self.aggregate(objects, question, mask))
 
     def per_object(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         """For each object, the mean of g over the computed pairs that it is in (either slot; a self-pair counts
@@ -285,8 +325,7 @@ def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tenso
     pairs = rn._pair_matrix(N, objects.device)
     outs = []
     for bi in range(B):
-        total = objects.new_zeros(rn.relation_dim)
-        count = 0
+        rels = [objects.new_zeros(rn.relation_dim)]  # an example with no pair pools to zero
         for i in range(N):
             for j in range(N):
                 if pairs is not None and not pairs[i, j]:
@@ -294,9 +333,10 @@ def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tenso
                 if mask is not None and not (mask[bi, i] and mask[bi, j]):
                     continue
                 parts = [objects[bi, i], objects[bi, j]] + ([question[bi]] if question is not None else [])
-                total = total + rn.g_rest(torch.relu(rn.g_in(torch.cat(parts))))
-                count += 1
-        if rn.reduce == "mean":
-            total = total / max(count, 1)
-        outs.append(total)
-    return rn.f(rn.norm(torch.stack(outs)))
+                rels.append(rn.g_rest(torch.relu(rn.g_in(torch.cat(parts)))))
+        stacked = torch.stack(rels)
+        total, top = stacked.sum(0), stacked.amax(0)
+        pooled = {"sum": total, "mean": total / max(len(rels) - 1, 1), "max": top,
+                  "sum+max": torch.cat([total, top])}[rn.reduce]
+        outs.append(pooled)
+    return rn.readout(torch.stack(outs))
