@@ -36,6 +36,18 @@ def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("overrides", [{"reduce": "max"}, {"reduce": "sum+max"}, {"cnn_downsample": "patch"},
+                                       {"reduce": "sum+max", "mask_background": True}])
+def test_model_options_build_and_take_a_step(overrides, tiny_split):
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16), **overrides)
+    model = build_model(cfg)
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(4))
+    assert model.objects(x).shape == (4, 25, 10)
+    loss = F.cross_entropy(model(x, q), y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
 def test_paper_preset_has_the_papers_sizes():
     m = preset("paper", "rn").model
     assert m.cnn_channels == (32, 64, 128, 256) and m.g_dims == (2000,) * 4 and m.f_dims == (2000, 1000, 500, 100)
