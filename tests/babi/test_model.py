@@ -109,10 +109,10 @@ def reference_logits(model: BabiRN, story, story_len, question, question_len, b:
     return naive_relation_network(model.rn, objects, q)[0]
 
 
-@pytest.mark.parametrize("rounds", [1, 2])
+@pytest.mark.parametrize("rounds,reduce", [(1, "sum"), (2, "sum"), (1, "sum+max"), (1, "max")])
 @pytest.mark.parametrize("pairs", ["ordered", "unordered"])
-def test_matches_reference_without_padding(pairs, rounds):
-    model = tiny_model(dataclasses.replace(TINY, pairs=pairs, rounds=rounds))
+def test_matches_reference_without_padding(pairs, rounds, reduce):
+    model = tiny_model(dataclasses.replace(TINY, pairs=pairs, rounds=rounds, reduce=reduce))
     batch = random_batch(B=6, seed=1)
     out = model(*batch)
     for b in range(6):

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import QuestionLSTM, RelationNetwork, SentenceObjects
+from relnet.nn.relation import REDUCES
 from relnet.tasks.babi.data import MAX_SENTENCES, PAD, Vocab
 from relnet.train.config import TrainConfig
 
@@ -63,7 +64,7 @@ class ModelConfig:
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 512)  # hidden layers of f; a linear layer to the answers follows
     f_dropout: tuple[float, ...] = (0.0, 0.0)
-    reduce: str = "sum"  # sum (paper) | mean over the valid pairs
+    reduce: str = "sum"  # sum (paper) | mean | max | sum+max over the valid pairs
     pairs: str = "ordered"  # ordered: all n^2 pairs (paper) | unordered: i <= j, about half
     rounds: int = 1  # 1: the paper; 2: a first g's per-sentence summary c_i is appended to each object (see BabiRN)
 
@@ -182,8 +183,8 @@ class BabiRN(nn.Module):
         super().__init__()
         if cfg.pairs not in PAIRS:
             raise UserError(f"--model.pairs={cfg.pairs}: expected one of {', '.join(PAIRS)}")
-        if cfg.reduce not in ("sum", "mean"):
-            raise UserError(f"--model.reduce={cfg.reduce}: expected sum or mean")
+        if cfg.reduce not in REDUCES:
+            raise UserError(f"--model.reduce={cfg.reduce}: expected one of {', '.join(REDUCES)}")
         if cfg.max_sentences < 1:
             raise UserError(f"--model.max_sentences={cfg.max_sentences}: must be at least 1")
         if len(cfg.f_dropout) != len(cfg.f_dims):
