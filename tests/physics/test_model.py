@@ -9,7 +9,8 @@ import torch
 
 from relnet.tasks.physics import sim
 from relnet.tasks.physics.model import ModelConfig, build_model, count_parameters, pair_distances, pair_features, preset
-from relnet.tasks.physics.task import Scenes, connection_metrics, count_metrics, task_loss
+from relnet.tasks.physics.task import (SYMMETRIES, Scenes, connection_metrics, count_metrics, predict, symmetry_view,
+                                        task_loss)
 
 SMALL = dict(g_dims=(32, 32), f_dims=(32,))
 
@@ -289,3 +290,32 @@ def test_three_rounds_with_edge_memory_match_naive_loop_and_stay_equivariant():
     assert torch.allclose(out, net.edge(h).squeeze(-1), atol=1e-4)
     perm = torch.randperm(10)
     assert torch.allclose(m(x[:, perm]), out[:, perm][:, :, perm], atol=1e-5)
+
+
+def test_symmetry_views_keep_distances_and_colours(tiny_scenes):
+    x = tiny_scenes.objects[:8]  # (S, N, 35)
+    T = 16
+
+    def distances(o):  # (S, N, N, T)
+        return torch.sqrt((o[:, :, None, :T] - o[:, None, :, :T]) ** 2 + (o[:, :, None, T:2 * T] - o[:, None, :, T:2 * T]) ** 2)
+
+    views = [symmetry_view(x, k) for k in range(SYMMETRIES)]
+    for k, v in enumerate(views):
+        expected = distances(x).flip(-1) if k & 1 else distances(x)
+        torch.testing.assert_close(distances(v), expected)
+        torch.testing.assert_close(v[..., 2 * T:], x[..., 2 * T:])  # colours
+    assert len({tuple(v.flatten()[:200].tolist()) for v in views}) == SYMMETRIES  # 16 different views
+    torch.testing.assert_close(views[0], x)
+
+
+def test_predict_with_symmetries_averages_the_views(tiny_scenes):
+    torch.manual_seed(0)
+    for task in ("connections", "count"):
+        model = small(task).eval()
+        x = tiny_scenes.objects
+        with torch.no_grad():
+            mean = torch.stack([model(symmetry_view(x, k)) for k in range(SYMMETRIES)]).mean(0)
+        expected = mean > 0 if task == "connections" else mean.argmax(-1) + 1
+        assert torch.equal(predict(model, tiny_scenes, symmetries=True, batch_size=20), expected)
+        assert torch.equal(predict(model, tiny_scenes), (model(x) > 0) if task == "connections"
+                           else model(x).argmax(-1) + 1)

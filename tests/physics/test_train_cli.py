@@ -10,7 +10,7 @@ import torch
 
 from relnet.cli import main
 from relnet.tasks.physics import sim
-from relnet.tasks.physics.task import load_model
+from relnet.tasks.physics.task import load_model, symmetry_view
 
 TINY = ["--model.g_dims=16,16", "--model.f_dims=16", "--data.train_scenes=60", "--data.val_scenes=20",
         "--train.batch_size=10", "--train.log_every=1", "--train.threads=1", "--train.warmup_steps=0"]
@@ -84,6 +84,14 @@ def test_eval_count_json_and_seed(trained, capsys):
         pred = model(torch.from_numpy(sim.objects(data))).argmax(-1).numpy() + 1
     assert a["accuracy"] == pytest.approx(float((pred == data["systems"]).mean()))
     assert set(a["by_systems"]) == {str(c) for c in range(1, 11)}
+    assert a["symmetries"] == 1
+    b = run_json(capsys, ["eval", "physics", "--task", "count", "--checkpoint", str(runs["count"]), "--seed", "1",
+                          "--scenes", "40", "--json", "--symmetries"])
+    objects = torch.from_numpy(sim.objects(data))
+    with torch.no_grad():
+        mean = torch.stack([model(symmetry_view(objects, k)) for k in range(16)]).mean(0)
+    assert b["symmetries"] == 16
+    assert b["accuracy"] == pytest.approx(float(((mean.argmax(-1).numpy() + 1) == data["systems"]).mean()))
 
 
 def test_eval_refuses_the_wrong_task_and_bad_options(trained, capsys):

@@ -85,6 +85,9 @@ def add_training_commands(verbs: dict) -> None:
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the fresh scenes (default: %(default)s)")
     p.add_argument("--scenes", type=int, default=2000, help="number of fresh scenes (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the default output is a table)")
+    p.add_argument("--symmetries", action="store_true",
+                   help="average the logits over each scene's 16 symmetric views (time reversal, the square's 8 "
+                        "symmetries), which leave every label unchanged: 16x the compute")
     p.set_defaults(func=run_eval)
 
     p = verbs["reproduce"].add_parser(
@@ -136,14 +139,16 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_checkpoint(path, *, task: str, scenes: int, seed: int, return_data: bool = False):
-    """Metrics of the checkpoint at ``path`` on ``scenes`` fresh scenes of stream ``seed``."""
-    from relnet.tasks.physics.task import TASK_NAMES, evaluate, fresh_scenes, load_model, sim_params
+def evaluate_checkpoint(path, *, task: str, scenes: int, seed: int, return_data: bool = False,
+                        symmetries: bool = False):
+    """Metrics of the checkpoint at ``path`` on ``scenes`` fresh scenes of stream ``seed`` (``symmetries``: logits
+    averaged over the 16 symmetric views of each scene)."""
+    from relnet.tasks.physics.task import SYMMETRIES, TASK_NAMES, evaluate, fresh_scenes, load_model, sim_params
 
     model, config = load_model(path, task)
     data, sc = fresh_scenes(sim_params(config, path), scenes=scenes, seed=seed)
     result = {"task": TASK_NAMES[task], "model": config["model"]["kind"], "seed": seed, "scenes": scenes,
-              **evaluate(model, sc)}
+              "symmetries": SYMMETRIES if symmetries else 1, **evaluate(model, sc, symmetries=symmetries)}
     if task == "connections":
         result.pop("accuracy")  # the JSON names the paper's metric explicitly: scene_accuracy
     return (result, model, data) if return_data else result
@@ -151,7 +156,8 @@ def evaluate_checkpoint(path, *, task: str, scenes: int, seed: int, return_data:
 
 def run_eval(args: argparse.Namespace) -> int:
     path = args.checkpoint or f"{DEFAULT_CHECKPOINTS}/{args.task}"
-    result = evaluate_checkpoint(path, task=args.task, scenes=args.scenes, seed=args.seed)
+    result = evaluate_checkpoint(path, task=args.task, scenes=args.scenes, seed=args.seed,
+                                 symmetries=args.symmetries)
     if args.json:
         print(json.dumps(result))
     elif args.task == "connections":

@@ -100,22 +100,48 @@ def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim
             "by_systems": _by_systems(right, systems, n_balls)}
 
 
+SYMMETRIES = 16
+
+
+def symmetry_view(objects: Tensor, k: int) -> Tensor:
+    """View ``k`` (0..15) of scenes under the task's symmetries, which leave every label unchanged: bit 0 reverses
+    time (the dynamics are conservative and the walls elastic), bit 1 swaps x and y, bits 2 and 3 mirror x and y
+    (the table is a square centred on 0). Objects ``(..., N, 2T + 3)`` in :func:`sim.objects`'s layout."""
+    T = (objects.shape[-1] - 3) // 2
+    xs, ys, rest = objects[..., :T], objects[..., T : 2 * T], objects[..., 2 * T :]
+    if k & 1:
+        xs, ys = xs.flip(-1), ys.flip(-1)
+    if k & 2:
+        xs, ys = ys, xs
+    if k & 4:
+        xs = -xs
+    if k & 8:
+        ys = -ys
+    return torch.cat([xs, ys, rest], dim=-1)
+
+
 @torch.no_grad()
-def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500) -> Tensor:
-    """Predictions for every scene: ``(S, N, N)`` bool connections or ``(S,)`` system counts (1..N)."""
+def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500, symmetries: bool = False) -> Tensor:
+    """Predictions for every scene: ``(S, N, N)`` bool connections or ``(S,)`` system counts (1..N).
+
+    ``symmetries``: average the logits over the 16 :func:`symmetry_view` s of each scene (test-time averaging;
+    16x the compute). Off by default, and not used in training or in the reported single-view figures.
+    """
     was_training = model.training
     model.eval()
     device = model_device(model)
     outs = []
     for start in range(0, len(scenes), batch_size):
-        logits = model(scenes.objects[start : start + batch_size].to(device)).cpu()
+        x = scenes.objects[start : start + batch_size].to(device)
+        views = range(SYMMETRIES) if symmetries else (0,)
+        logits = torch.stack([model(symmetry_view(x, k)) for k in views]).mean(0).cpu()
         outs.append(logits > 0 if model.task == "connections" else logits.argmax(-1) + 1)
     model.train(was_training)
     return torch.cat(outs)
 
 
-def evaluate(model: nn.Module, scenes: Scenes) -> dict[str, Any]:
-    pred = predict(model, scenes)
+def evaluate(model: nn.Module, scenes: Scenes, *, symmetries: bool = False) -> dict[str, Any]:
+    pred = predict(model, scenes, symmetries=symmetries)
     if model.task == "connections":
         m = connection_metrics(pred, scenes.edges, scenes.systems)
         return {**m, "accuracy": m["scene_accuracy"]}
