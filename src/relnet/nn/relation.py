@@ -301,7 +301,8 @@ class RelationNetwork(nn.Module):
     def relations(
         self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Every pair's relation vector, for inspection and visualisation.
+        """Every pair's relation vector, for inspection and visualisation. Runs under ``no_grad``: nothing trains
+        through it (to pool pairs your own way in training, use ``_project`` and ``g_rest`` as ``aggregate`` does).
 
         Returns:
             ``(relations (B, N, N, G), valid (B, N, N) bool)``; pairs that the module does not use are zero.
