@@ -99,7 +99,7 @@ class ConvObjects(nn.Module):
             H, W = image.shape[-2:]
             ph = self.output_size(H, self.num_layers, self.stride, self.kernel_size) * self.patch - H
             pw = self.output_size(W, self.num_layers, self.stride, self.kernel_size) * self.patch - W
-            image = torch.nn.functional.pad(image, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+            image = F.pad(image, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
         return self.conv(image)  # (B, C, d_h, d_w)
 
     def forward(self, image: Tensor) -> tuple[Tensor, None]:

@@ -190,14 +190,11 @@ def summary_table(results: dict, baselines: dict[str, dict[str, float]]) -> str:
     return markdown_table(header, rows)
 
 
-def schedule_restarts(metrics_path: Path) -> list[int]:
+def schedule_restarts(history: list[dict[str, Any]]) -> list[int]:
     """Steps where the logged learning rate more than doubles from one training row to the next (a resume under a
-    longer schedule; warm-up rises slowly and is not counted)."""
-    if not metrics_path.exists():
-        return []
+    longer schedule; warm-up rises slowly and is not counted). ``history``: the run's logged rows."""
     steps, prev = [], None
-    for line in metrics_path.read_text().splitlines():
-        row = json.loads(line)
+    for row in history:
         if row.get("kind") != "train" or "lr" not in row:
             continue
         if prev is not None and row["lr"] > 2 * prev:
@@ -238,7 +235,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
                      + _per_systems(m))
         else:
             extra = "per number of systems: " + _per_systems(m)
-        restarts = schedule_restarts(Path(r["run_dir"]) / "metrics.jsonl")
+        restarts = schedule_restarts(r["history"])
         resumed = (f" The logged learning rate jumps back up at step {', '.join(map(str, restarts))}: the run was "
                    "resumed there under a longer schedule (and possibly more scenes), so it is not one schedule "
                    "from scratch." if restarts else "")

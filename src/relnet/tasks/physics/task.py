@@ -107,6 +107,8 @@ def symmetry_view(objects: Tensor, k: int) -> Tensor:
     """View ``k`` (0..15) of scenes under the task's symmetries, which leave every label unchanged: bit 0 reverses
     time (the dynamics are conservative and the walls elastic), bit 1 swaps x and y, bits 2 and 3 mirror x and y
     (the table is a square centred on 0). Objects ``(..., N, 2T + 3)`` in :func:`sim.objects`'s layout."""
+    if k == 0:
+        return objects
     T = (objects.shape[-1] - 3) // 2
     xs, ys, rest = objects[..., :T], objects[..., T : 2 * T], objects[..., 2 * T :]
     if k & 1:
