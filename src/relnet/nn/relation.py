@@ -18,7 +18,7 @@ Where the time goes: g runs once per pair, so its cost grows as N^2. Three thing
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from relnet.nn.mlp import MLP
 
 Reduce = Literal["sum", "mean", "max", "sum+max"]
-REDUCES = ("sum", "mean", "max", "sum+max")
+REDUCES: tuple[str, ...] = get_args(Reduce)
 
 
 class RelationNetwork(nn.Module):
