@@ -178,3 +178,41 @@ def test_background_mask_keeps_object_cells_and_drops_empty_ones(tiny_split):
     for kind in ("mlp", "rn-state"):
         with pytest.raises(UserError, match="mask_background"):
             build_model(dataclasses.replace(cfg, kind=kind))
+
+
+def test_reconstruction_target_is_each_cells_own_block(tiny_split):
+    """A decoder that outputs exactly the pixels of its cell's 15x15 block (cut here with explicit loops, in the
+    grid's row-major cell order) has zero error; any other output has a positive one."""
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16), reconstruct=2.0)
+    model = build_model(cfg)
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(3))
+    blocks = torch.stack([torch.stack([x[n, :, 15 * r:15 * r + 15, 15 * c:15 * c + 15].reshape(-1)
+                                       for r in range(5) for c in range(5)]) for n in range(3)])  # (3, 25, 675)
+    del model.decoder  # replaced by a plain function
+    model.decoder = lambda features: blocks
+    assert float(model.reconstruction_error(model.objects(x), x)) == 0.0
+    model.decoder = lambda features: blocks + 0.1
+    assert float(model.reconstruction_error(model.objects(x), x)) == pytest.approx(3 * 0.01)
+
+
+def test_reconstruction_loss_trains_the_cnn_and_decoder(tiny_split):
+    from relnet.tasks.sort_of_clevr.task import SortOfClevrTask
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16), reconstruct=1.0)
+    model = build_model(cfg)
+    batch = Examples(tiny_split, state=False).batch(torch.arange(8))
+    task = SortOfClevrTask.__new__(SortOfClevrTask)  # loss() needs no data set
+    loss, stats = task.loss(model, batch)
+    plain = F.cross_entropy(model(batch[0], batch[1]), batch[2], reduction="sum")
+    assert float(loss) == pytest.approx(float(plain) + 8 * stats["reconstruction"], rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=1e-2)
+    first = stats["reconstruction"]
+    for _ in range(30):
+        opt.zero_grad()
+        loss, stats = task.loss(model, batch)
+        loss.backward()
+        opt.step()
+    assert stats["reconstruction"] < first / 2
+    with pytest.raises(UserError, match="reconstruct"):
+        build_model(dataclasses.replace(cfg, kind="rn-state"))

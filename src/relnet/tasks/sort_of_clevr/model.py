@@ -58,6 +58,7 @@ class ModelConfig:
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
     mask_background: bool = False  # rn: leave out the grid cells whose 15x15 pixels are all background (white)
+    reconstruct: float = 0.0  # rn/mlp: weight of an auxiliary loss: each cell redraws its own pixel block (0 = off)
 
 
 @dataclass
@@ -115,6 +116,13 @@ class PixelModel(nn.Module):
         d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
         self.grid = d
         self.mask_background = cfg.mask_background
+        self.reconstruct = float(cfg.reconstruct)
+        if self.reconstruct < 0:
+            raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
+        self.block = -(-image_size // d)  # pixels per cell side: 75 / 5 = 15
+        self.cnn_channels = cfg.cnn_channels[-1]
+        if self.reconstruct:  # a per-cell decoder from the CNN's features (not the coordinates) to its RGB block
+            self.decoder = nn.Sequential(nn.Linear(self.cnn_channels, 256), nn.ReLU(inplace=True), nn.Linear(256, 3 * self.block ** 2))
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
@@ -140,8 +148,25 @@ class PixelModel(nn.Module):
         ink = (image < 0.98).any(dim=1, keepdim=True).float()  # (B, 1, H, W)
         return F.adaptive_max_pool2d(ink, self.grid).flatten(1) > 0  # (B, d*d)
 
-    def forward(self, image: Tensor, question: Tensor) -> Tensor:
-        return self.head(self.objects(image), question, self.object_mask(image))
+    def forward(self, image: Tensor, question: Tensor, *, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits; with ``aux=True`` also the batch's summed reconstruction error (needs ``reconstruct > 0``)."""
+        objects = self.objects(image)
+        logits = self.head(objects, question, self.object_mask(image))
+        return (logits, self.reconstruction_error(objects, image)) if aux else logits
+
+    def reconstruction_error(self, objects: Tensor, image: Tensor) -> Tensor:
+        """Sum over the batch of each image's mean squared error when every cell redraws its own pixel block.
+
+        Self-supervised: the target is the input image itself (no scene description, no labels), cut into the
+        grid's ``block x block`` squares (padded with white). It asks the CNN's cells to keep what is drawn where
+        from the first step, instead of waiting for the answers' gradient to reach them through g.
+        """
+        B, _, H, W = image.shape
+        d, b = self.grid, self.block
+        target = F.pad(image, (0, d * b - W, 0, d * b - H), value=1.0)  # (B, 3, d*b, d*b)
+        target = target.reshape(B, 3, d, b, d, b).permute(0, 2, 4, 1, 3, 5).reshape(B, d * d, 3 * b * b)
+        pred = self.decoder(objects[..., : self.cnn_channels])  # features only, not the appended (x, y)
+        return (pred - target).pow(2).mean(dim=(1, 2)).sum()
 
 
 class StateModel(nn.Module):
@@ -166,6 +191,8 @@ class StateModel(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.mask_background and cfg.kind != "rn":
         raise UserError(f"--model.mask_background needs --model rn, not {cfg.kind}")
+    if cfg.reconstruct and cfg.kind == "rn-state":
+        raise UserError("--model.reconstruct needs pixels (--model rn or mlp), not rn-state")
     if cfg.kind == "rn-state":
         return StateModel(cfg)
     if cfg.kind in ("rn", "mlp"):

@@ -124,9 +124,17 @@ class SortOfClevrTask:
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, q, y = batch
-        logits = model(x, q)
+        weight = getattr(getattr(model, "module", model), "reconstruct", 0.0)  # the model may be wrapped in DDP
+        if weight:
+            logits, error = model(x, q, aux=True)
+        else:
+            logits, error = model(x, q), None
         loss = F.cross_entropy(logits, y, reduction="sum")
-        return loss, {"correct": float((logits.argmax(-1) == y).sum()), "count": float(len(y))}
+        stats = {"correct": float((logits.argmax(-1) == y).sum()), "count": float(len(y))}
+        if error is not None:
+            loss = loss + weight * error
+            stats["reconstruction"] = float(error.detach()) / len(y)
+        return loss, stats
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         if self.test_set is None:
