@@ -19,6 +19,8 @@ PAIR_OPTIONS = {
     "max-chunked": {"reduce": "max", "chunk_pairs": 7},
     "chunked": {"chunk_pairs": 7},
     "chunked-no-self": {"chunk_pairs": 5, "self_pairs": False},
+    "layer-norm": {"hidden_norm": "layer"},
+    "layer-norm-chunked-unordered": {"hidden_norm": "layer", "chunk_pairs": 7, "ordered": False},
 }
 
 
@@ -210,3 +212,21 @@ def test_out_dim_zero_means_g_only():
     assert "g only" in repr(rn)
     with pytest.raises(ValueError, match="out_dim=0"):
         RelationNetwork(object_dim=5, g_dims=(8, 6), f_dims=(4,), out_dim=0)
+
+
+def test_batch_norm_in_g_and_f():
+    """hidden_norm="batch": in training its statistics cover the computed pairs only (what a padded object holds
+    changes nothing); in eval mode it uses the running statistics and matches the naive double loop."""
+    rn = make_rn(hidden_norm="batch")
+    x, q, mask = inputs()
+    out = rn(x, q, mask)
+    y = x.clone()
+    y[~mask] = 100.0
+    torch.testing.assert_close(rn(y, q, mask), out, rtol=1e-10, atol=1e-10)
+    assert rn.g_in_norm.num_batches_tracked == 2
+    rn.eval()
+    torch.testing.assert_close(rn(x, q, mask), naive_relation_network(rn, x, q, mask), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="chunk_pairs"):
+        make_rn(hidden_norm="batch", chunk_pairs=7)
+    with pytest.raises(ValueError, match="norm"):
+        make_rn(hidden_norm="group")

@@ -27,6 +27,8 @@ class MLP(nn.Sequential):
             last hidden layer's ReLU.
         dropout: one rate for every hidden layer, or one rate per hidden layer (``nn.Dropout``, so ``eval()``
             turns it off).
+        norm: ``None``, ``"layer"`` or ``"batch"``: a LayerNorm or BatchNorm1d between each hidden Linear and its
+            ReLU (``"batch"`` needs 2-D input).
 
     Shapes:
         input ``(..., in_dim)``, output ``(..., out_dim or hidden_dims[-1])``.
@@ -39,12 +41,13 @@ class MLP(nn.Sequential):
         out_dim: int | None = None,
         *,
         dropout: float | Sequence[float] = 0.0,
+        norm: str | None = None,
     ) -> None:
         rates = _per_layer(dropout, len(hidden_dims), "dropout")
         layers: list[nn.Module] = []
         prev = in_dim
         for width, rate in zip(hidden_dims, rates):
-            layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)]
+            layers += [nn.Linear(prev, width), *([make_norm(norm, width)] if norm else []), nn.ReLU(inplace=True)]
             if rate > 0:
                 layers.append(nn.Dropout(rate))
             prev = width
@@ -56,8 +59,22 @@ class MLP(nn.Sequential):
 
     def reset_parameters(self) -> None:
         for m in self:
-            if isinstance(m, nn.Linear):
+            if isinstance(m, (nn.Linear, nn.LayerNorm, nn.BatchNorm1d)):
                 m.reset_parameters()
+
+
+NORMS = ("layer", "batch")
+
+
+def make_norm(kind: str | None, width: int) -> nn.Module:
+    """``None`` -> Identity, ``"layer"`` -> LayerNorm, ``"batch"`` -> BatchNorm1d, over ``width`` features."""
+    if kind is None:
+        return nn.Identity()
+    if kind == "layer":
+        return nn.LayerNorm(width)
+    if kind == "batch":
+        return nn.BatchNorm1d(width)
+    raise ValueError(f"norm must be None, 'layer' or 'batch', got {kind!r}")
 
 
 def linear_layers(module: nn.Module) -> list[nn.Linear]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from relnet.nn.mlp import MLP
+from relnet.nn.mlp import MLP, make_norm
 
 Reduce = Literal["sum", "mean", "max", "sum+max"]
 REDUCES: tuple[str, ...] = get_args(Reduce)
@@ -56,6 +56,10 @@ class RelationNetwork(nn.Module):
         aggregate_norm: ``"layer"`` applies a LayerNorm to the aggregated relation before f (not in the paper:
             the sum of N^2 non-negative relations has a large common component that slows early training). With
             ``reduce="sum+max"`` it normalises the sum half only.
+        hidden_norm: ``"layer"`` or ``"batch"`` puts a LayerNorm or BatchNorm1d between every hidden Linear of g and
+            f and its ReLU (not in the paper; moon1ite's bAbI RN uses BatchNorm there). A LayerNorm acts on each pair
+            alone; a BatchNorm's training statistics run over all the computed pairs of the batch (so it cannot be
+            combined with ``chunk_pairs``, whose chunks would each have their own).
 
     Shapes:
         objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
@@ -77,6 +81,7 @@ class RelationNetwork(nn.Module):
         pair_index: Tensor | Sequence[Sequence[int]] | None = None,
         chunk_pairs: int | None = None,
         aggregate_norm: str | None = None,
+        hidden_norm: str | None = None,
     ) -> None:
         super().__init__()
         if not g_dims:
@@ -92,8 +97,11 @@ class RelationNetwork(nn.Module):
         self.ordered = ordered
         self.chunk_pairs = chunk_pairs
         # g's first layer acts on [o_i; o_j; q]; it is stored whole (so it reads like the paper) and applied split.
+        if hidden_norm == "batch" and chunk_pairs is not None:
+            raise ValueError("hidden_norm='batch' cannot be combined with chunk_pairs (per-chunk statistics)")
         self.g_in = nn.Linear(2 * object_dim + question_dim, g_dims[0])
-        self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
+        self.g_in_norm = make_norm(hidden_norm, g_dims[0])  # on the first layer's pre-activation, per pair
+        self.g_rest = MLP(g_dims[0], list(g_dims[1:]), norm=hidden_norm)
         if aggregate_norm not in (None, "layer", "batch"):
             raise ValueError(f"aggregate_norm must be None, 'layer' or 'batch', got {aggregate_norm!r}")
         norms = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
@@ -103,7 +111,8 @@ class RelationNetwork(nn.Module):
         if out_dim == 0:
             self.f = nn.Identity()
         else:
-            self.f = MLP(g_dims[-1] * (2 if reduce == "sum+max" else 1), list(f_dims), out_dim, dropout=f_dropout)
+            self.f = MLP(g_dims[-1] * (2 if reduce == "sum+max" else 1), list(f_dims), out_dim, dropout=f_dropout,
+                         norm=hidden_norm)
         self.relation_dim = g_dims[-1]
         if pair_index is not None:
             pair_index = torch.as_tensor(pair_index, dtype=torch.long)
@@ -121,6 +130,8 @@ class RelationNetwork(nn.Module):
 
     def reset_parameters(self) -> None:
         self.g_in.reset_parameters()
+        if not isinstance(self.g_in_norm, nn.Identity):
+            self.g_in_norm.reset_parameters()
         self.g_rest.reset_parameters()
         if isinstance(self.norm, nn.LayerNorm):
             self.norm.reset_parameters()
@@ -169,6 +180,17 @@ class RelationNetwork(nn.Module):
             m.fill_diagonal_(False)
         return m
 
+    def _g(self, pre: Tensor) -> Tensor:
+        """g from its first layer's pre-activation: ``(..., H) -> (rows, G)``, ``pre`` overwritten.
+
+        The ReLU runs in place on ``pre`` itself, not on a view of it, and g's other layers on a 2-D (rows, H)
+        matrix: their Linear outputs are then plain tensors, so the in-place ReLUs stay in place (an in-place op on
+        a view makes autograd copy the whole tensor: ~25% of the step)."""
+        H = pre.shape[-1]
+        if isinstance(self.g_in_norm, nn.BatchNorm1d):  # BatchNorm1d takes (rows, H) only
+            pre = pre.reshape(-1, H)
+        return self.g_rest(torch.relu_(self.g_in_norm(pre)).view(-1, H))
+
     def _pool(self, h: Tensor) -> Tensor:
         """``(B, P, G) -> (B, G)`` sum over pairs, or ``(B, 2G)`` sum and max side by side (a chunk's part)."""
         if self.reduce in ("sum", "mean"):
@@ -192,16 +214,12 @@ class RelationNetwork(nn.Module):
     def _dense_rows(self, left: Tensor, right: Tensor) -> Tensor:
         """Pool of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
         B, n, H = left.shape
-        h = torch.relu_(left[:, :, None, :] + right[:, None, :, :])  # (B, n, N, H)
-        # g runs on a 2-D (rows, H) matrix: its Linear outputs are then plain tensors, so the in-place ReLUs stay
-        # in place (an in-place op on a view makes autograd copy the whole tensor: ~25% of the step).
-        h = self.g_rest(h.view(-1, H))  # (B*n*N, G)
+        h = self._g(left[:, :, None, :] + right[:, None, :, :])  # (B, n, N, H) -> (B*n*N, G)
         return self._pool(h.view(B, -1, h.shape[-1]))  # (B, G) or (B, 2G)
 
     def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int) -> Tensor:
         """Pool of g over an explicit pair list, per example: ``-> (B, G)`` (or ``(B, 2G)``)."""
-        h = left[b, i] + right[b, j]  # (P, H)
-        h = self.g_rest(torch.relu_(h))  # (P, G)
+        h = self._g(left[b, i] + right[b, j])  # (P, G)
         G = h.shape[-1]
         parts = []
         if self.reduce != "max":
@@ -289,7 +307,7 @@ class RelationNetwork(nn.Module):
         valid = self._valid_pairs(N, mask, objects.device)
         valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
         b, i, j = valid.nonzero(as_tuple=True)  # (P,) each
-        h = self.g_rest(torch.relu(left[b, i] + right[b, j]))  # (P, G)
+        h = self._g(left[b, i] + right[b, j])  # (P, G)
         other = i != j  # a pair (i, j) also belongs to j; (i, i) only once
         rows = torch.cat([b * N + i, (b * N + j)[other]])  # (P + P',)
         vals = torch.cat([h, h[other]])  # (P + P', G)
@@ -315,7 +333,7 @@ class RelationNetwork(nn.Module):
         valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
         b, i, j = valid.nonzero(as_tuple=True)
         out = left.new_zeros(B, N, N, self.relation_dim)
-        out[b, i, j] = self.g_rest(torch.relu(left[b, i] + right[b, j]))
+        out[b, i, j] = self._g(left[b, i] + right[b, j])
         return out, valid.clone()
 
 
@@ -334,7 +352,8 @@ def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tenso
                 if mask is not None and not (mask[bi, i] and mask[bi, j]):
                     continue
                 parts = [objects[bi, i], objects[bi, j]] + ([question[bi]] if question is not None else [])
-                rels.append(rn.g_rest(torch.relu(rn.g_in(torch.cat(parts)))))
+                pre = rn.g_in(torch.cat(parts))[None]  # (1, H): one pair
+                rels.append(rn.g_rest(torch.relu(rn.g_in_norm(pre)))[0])
         stacked = torch.stack(rels)
         total, top = stacked.sum(0), stacked.amax(0)
         pooled = {"sum": total, "mean": total / max(len(rels) - 1, 1), "max": top,

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import QuestionLSTM, RelationNetwork, SentenceObjects
+from relnet.nn.mlp import NORMS
 from relnet.nn.relation import REDUCES
 from relnet.tasks.babi.data import MAX_SENTENCES, PAD, Vocab
 from relnet.train.config import TrainConfig
@@ -67,6 +68,7 @@ class ModelConfig:
     reduce: str = "sum"  # sum (paper) | mean | max | sum+max over the valid pairs
     pairs: str = "ordered"  # ordered: all n^2 pairs (paper) | unordered: i <= j, about half
     rounds: int = 1  # 1: the paper; 2: a first g's per-sentence summary c_i is appended to each object (see BabiRN)
+    hidden_norm: str = ""  # "" (paper) | layer | batch: a norm between each hidden Linear of g and f and its ReLU
 
 
 @dataclass
@@ -185,6 +187,8 @@ class BabiRN(nn.Module):
             raise UserError(f"--model.pairs={cfg.pairs}: expected one of {', '.join(PAIRS)}")
         if cfg.reduce not in REDUCES:
             raise UserError(f"--model.reduce={cfg.reduce}: expected one of {', '.join(REDUCES)}")
+        if cfg.hidden_norm not in ("", *NORMS):
+            raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
         if cfg.max_sentences < 1:
             raise UserError(f"--model.max_sentences={cfg.max_sentences}: must be at least 1")
         if len(cfg.f_dropout) != len(cfg.f_dims):
@@ -205,7 +209,8 @@ class BabiRN(nn.Module):
             D += cfg.g_dims[-1]
         self.rn = RelationNetwork(object_dim=D, question_dim=cfg.question_dim,
                                   g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=num_answers,
-                                  f_dropout=cfg.f_dropout, reduce=cfg.reduce, ordered=cfg.pairs == "ordered")
+                                  f_dropout=cfg.f_dropout, reduce=cfg.reduce, ordered=cfg.pairs == "ordered",
+                                  hidden_norm=cfg.hidden_norm or None)
         self.vocab_size = vocab_size
         self.num_answers = num_answers
 
