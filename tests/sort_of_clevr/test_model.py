@@ -37,7 +37,8 @@ def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
 
 
 @pytest.mark.parametrize("overrides", [{"reduce": "max"}, {"reduce": "sum+max"}, {"cnn_downsample": "patch"},
-                                       {"reduce": "sum+max", "mask_background": True}])
+                                       {"reduce": "sum+max", "mask_background": True}, {"hidden_norm": "batch"},
+                                       {"hidden_norm": "layer", "reduce": "max"}])
 def test_model_options_build_and_take_a_step(overrides, tiny_split):
     cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16), **overrides)
     model = build_model(cfg)

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import ConvObjects, ObjectMLP, RelationNetwork
+from relnet.nn.mlp import NORMS
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.train.config import TrainConfig
 
@@ -57,6 +58,7 @@ class ModelConfig:
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
+    hidden_norm: str = ""  # "" (paper) | layer | batch: a norm between each hidden Linear of g and f and its ReLU
     mask_background: bool = False  # rn: leave out the grid cells whose 15x15 pixels are all background (white)
     reconstruct: float = 0.0  # rn/mlp: weight of an auxiliary loss: each cell redraws its own pixel block (0 = off)
 
@@ -127,7 +129,7 @@ class PixelModel(nn.Module):
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
                                         f_dropout=cfg.f_dropout, reduce=cfg.reduce,
-                                        aggregate_norm=cfg.aggregate_norm or None)
+                                        aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None)
         else:
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
@@ -179,7 +181,7 @@ class StateModel(nn.Module):
         super().__init__()
         self.head = RelationNetwork(object_dim=10, question_dim=soc.QUESTION_DIM, g_dims=cfg.g_dims, f_dims=cfg.f_dims,
                                     out_dim=soc.NUM_ANSWERS, f_dropout=cfg.f_dropout, reduce=cfg.reduce,
-                                        aggregate_norm=cfg.aggregate_norm or None)
+                                    aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None)
 
     def objects(self, state: Tensor) -> Tensor:
         return state
@@ -191,6 +193,8 @@ class StateModel(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.mask_background and cfg.kind != "rn":
         raise UserError(f"--model.mask_background needs --model rn, not {cfg.kind}")
+    if cfg.hidden_norm not in ("", *NORMS):
+        raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
     if cfg.reconstruct and cfg.kind == "rn-state":
         raise UserError("--model.reconstruct needs pixels (--model rn or mlp), not rn-state")
     if cfg.kind == "rn-state":
