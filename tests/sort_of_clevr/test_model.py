@@ -204,7 +204,7 @@ def test_reconstruction_loss_trains_the_cnn_and_decoder(tiny_split):
     task = SortOfClevrTask.__new__(SortOfClevrTask)  # loss() needs no data set
     loss, stats = task.loss(model, batch)
     plain = F.cross_entropy(model(batch[0], batch[1]), batch[2], reduction="sum")
-    assert float(loss) == pytest.approx(float(plain) + 8 * stats["reconstruction"], rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(plain.detach()) + 8 * stats["reconstruction"], rel=1e-5)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
     opt = torch.optim.Adam(model.decoder.parameters(), lr=1e-2)
