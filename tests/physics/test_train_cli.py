@@ -107,7 +107,7 @@ def test_eval_refuses_the_wrong_task_and_bad_options(trained, capsys):
 def test_reproduce_writes_report_picture_and_ships(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "physics", "--tasks", "connections,count", "--models", "rn,mlp", "--quiet", "--ship",
-                 "--gif", "--eval-scenes", "20", f"--data.root={tmp_path / 'data'}", *TINY, "--train.steps=2",
+                 "--gif", "--symmetries", "--eval-scenes", "20", f"--data.root={tmp_path / 'data'}", *TINY, "--train.steps=2",
                  "--train.eval_every=2"]) == 0
     text = (tmp_path / "reports" / "physics.md").read_text()
     assert "93%" in text and "95%" in text and "RN" in text and "MLP" in text
@@ -115,6 +115,11 @@ def test_reproduce_writes_report_picture_and_ships(tmp_path, capsys, monkeypatch
         assert (tmp_path / "reports" / name).stat().st_size > 1000, name
     summary = json.loads((tmp_path / "reports" / "physics.json").read_text())
     assert set(summary) == {"connections/rn", "connections/mlp", "count/rn", "count/mlp"}
+    assert "relnet RN, 16 views" in text and "--symmetries" in text
+    for task in ("connections", "count"):  # the RNs only, on the same 20 scenes
+        sym = summary[f"{task}/rn"]["symmetric_metrics"]
+        assert sym["symmetries"] == 16 and sym["n"] == 20 and sym["seed"] == summary[f"{task}/rn"]["metrics"]["seed"]
+        assert "symmetric_metrics" not in summary[f"{task}/mlp"]
     for task in ("connections", "count"):
         cfg = json.loads((tmp_path / "checkpoints" / "physics" / task / "config.json").read_text())
         assert cfg["task"] == f"physics-{task}" and cfg["model"]["kind"] == "rn"

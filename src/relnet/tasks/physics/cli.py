@@ -105,6 +105,8 @@ def add_training_commands(verbs: dict) -> None:
     p.add_argument("--resume", action="store_true", help="resume unfinished runs (finished ones are reused)")
     p.add_argument("--ship", action="store_true", help=f"also copy the RN checkpoints to {DEFAULT_CHECKPOINTS}/<task>/")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF of the pictured scene")
+    p.add_argument("--symmetries", action="store_true",
+                   help="also evaluate each RN with its logits averaged over the 16 symmetric views of every test scene")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_reproduce, accepts_overrides=True)
 
