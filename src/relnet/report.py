@@ -24,6 +24,33 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores{device}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def schedule_changes(history: Sequence[dict[str, Any]], *, warmup_steps: int = 0,
+                     tolerance: float = 0.05) -> list[tuple[int, float, float]]:
+    """Where a run's logged learning rate jumps: ``(step, lr before, lr after)`` for each pair of consecutive training
+    rows after the warm-up whose rates differ by more than ``tolerance`` times the largest rate logged.
+
+    A schedule followed from start to end changes far less than that between log rows (a cosine over S steps moves
+    at most pi/2 * lr_max / S per step), so a jump means the run was resumed under another schedule length, e.g.
+    a longer cosine (up) or a shorter one (down). ``history``: the run's logged rows (``metrics.jsonl``)."""
+    rows = [r for r in history if r.get("kind") == "train" and "lr" in r]
+    top = max((r["lr"] for r in rows), default=0.0)
+    out = []
+    for a, b in zip(rows, rows[1:]):
+        if a["step"] > warmup_steps and abs(b["lr"] - a["lr"]) > tolerance * top:
+            out.append((int(b["step"]), float(a["lr"]), float(b["lr"])))
+    return out
+
+
+def schedule_note(history: Sequence[dict[str, Any]], *, warmup_steps: int = 0) -> str:
+    """One sentence for a report when :func:`schedule_changes` finds jumps, else ``""``."""
+    jumps = schedule_changes(history, warmup_steps=warmup_steps)
+    if not jumps:
+        return ""
+    where = ", ".join(f"step {s} ({a:.2e} -> {b:.2e})" for s, a, b in jumps)
+    return (f" The logged learning rate jumps at {where}: the run was resumed there under a schedule of another "
+            "length (and possibly more data), so it is not one schedule from scratch.")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(map(str, r)) + " |" for r in rows]

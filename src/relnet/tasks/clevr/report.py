@@ -18,7 +18,7 @@ from typing import Any
 
 from relnet.checkpoint import atomic_dir, write_json_atomic
 from relnet.errors import UserError
-from relnet.report import machine_description, markdown_table, plot_eval_curves
+from relnet.report import machine_description, markdown_table, plot_eval_curves, schedule_note
 from relnet.tasks.clevr.loader import FAMILIES, split_paths
 
 # Paper Table 1 (CLEVR test, %), paper-spec 2.5: overall, count, exist, compare numbers, query attr, compare attr.
@@ -174,9 +174,10 @@ def render_report(results: dict, args: argparse.Namespace, data_info: dict, curv
             continue
         lines.append(
             f"- {NAMES[args.input, model]}: {r['steps']} steps of batch {c.train.batch_size} in "
-            f"{r['train_seconds'] / 60:.1f} min of training ({r['wall_seconds'] / 60:.1f} min wall with data "
-            "loading and the final evaluation)"
-            + (f"; first evaluation at >= 97% after {t97:.1f} min" if t97 is not None else "") + ".")
+            f"{r['train_seconds'] / 60:.1f} min of training (this invocation: {r['wall_seconds'] / 60:.1f} min wall, "
+            "with data loading and the final evaluation)"
+            + (f"; first evaluation at >= 97% after {t97:.1f} min" if t97 is not None else "") + "."
+            + schedule_note(r["history"], warmup_steps=c.train.warmup_steps))
     lines += [
         "",
         "## The paper's Table 1 (CLEVR test, %)",

@@ -18,7 +18,7 @@ import torch
 
 from relnet.checkpoint import atomic_dir, write_text_atomic
 from relnet.errors import UserError
-from relnet.report import machine_description, markdown_table, plot_eval_curves
+from relnet.report import machine_description, markdown_table, plot_eval_curves, schedule_note
 from relnet.tasks.physics import sim
 from relnet.tasks.physics.model import MODELS, TASKS, count_parameters
 
@@ -198,19 +198,6 @@ def summary_table(results: dict, baselines: dict[str, dict[str, float]]) -> str:
     return markdown_table(header, rows)
 
 
-def schedule_restarts(history: list[dict[str, Any]]) -> list[int]:
-    """Steps where the logged learning rate more than doubles from one training row to the next (a resume under a
-    longer schedule; warm-up rises slowly and is not counted). ``history``: the run's logged rows."""
-    steps, prev = [], None
-    for row in history:
-        if row.get("kind") != "train" or "lr" not in row:
-            continue
-        if prev is not None and row["lr"] > 2 * prev:
-            steps.append(row["step"])
-        prev = row["lr"]
-    return steps
-
-
 def render_report(results: dict, args: argparse.Namespace, curve_name: str, pictures: dict,
                   baselines: dict) -> str:
     any_r = next(iter(results.values()))
@@ -247,10 +234,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, pict
                      + _per_systems(m))
         else:
             extra = "per number of systems: " + _per_systems(m)
-        restarts = schedule_restarts(r["history"])
-        resumed = (f" The logged learning rate jumps back up at step {', '.join(map(str, restarts))}: the run was "
-                   "resumed there under a longer schedule (and possibly more scenes), so it is not one schedule "
-                   "from scratch." if restarts else "")
+        resumed = schedule_note(r["history"], warmup_steps=c.train.warmup_steps)
         lines.append(f"- {NAMES[model]} {task}: {r['steps']} steps of batch {c.train.batch_size} over "
                      f"{c.data.train_scenes:,} training scenes in {r['train_seconds'] / 60:.1f} min of training "
                      f"({r['parameters']:,} parameters); {extra}.{resumed}")
