@@ -104,8 +104,7 @@ class RelationNetwork(nn.Module):
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]), norm=hidden_norm)
         if aggregate_norm not in (None, "layer", "batch"):
             raise ValueError(f"aggregate_norm must be None, 'layer' or 'batch', got {aggregate_norm!r}")
-        norms = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d}
-        self.norm = norms[aggregate_norm](g_dims[-1]) if aggregate_norm else nn.Identity()
+        self.norm = make_norm(aggregate_norm, g_dims[-1])
         if out_dim == 0 and f_dims:
             raise ValueError("out_dim=0 (no f, g only) cannot have f_dims")
         if out_dim == 0:

@@ -119,12 +119,11 @@ class PixelModel(nn.Module):
         self.grid = d
         self.mask_background = cfg.mask_background
         self.reconstruct = float(cfg.reconstruct)
-        if self.reconstruct < 0:
-            raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
-        self.block = -(-image_size // d)  # pixels per cell side: 75 / 5 = 15
-        self.cnn_channels = cfg.cnn_channels[-1]
         if self.reconstruct:  # a per-cell decoder from the CNN's features (not the coordinates) to its RGB block
-            self.decoder = nn.Sequential(nn.Linear(self.cnn_channels, 256), nn.ReLU(inplace=True), nn.Linear(256, 3 * self.block ** 2))
+            self.block = -(-image_size // d)  # pixels per cell side: 75 / 5 = 15
+            self.cnn_channels = cfg.cnn_channels[-1]
+            self.decoder = nn.Sequential(nn.Linear(self.cnn_channels, 256), nn.ReLU(inplace=True),
+                                         nn.Linear(256, 3 * self.block ** 2))
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
@@ -195,6 +194,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         raise UserError(f"--model.mask_background needs --model rn, not {cfg.kind}")
     if cfg.hidden_norm not in ("", *NORMS):
         raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
+    if cfg.reconstruct < 0:
+        raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
     if cfg.reconstruct and cfg.kind == "rn-state":
         raise UserError("--model.reconstruct needs pixels (--model rn or mlp), not rn-state")
     if cfg.kind == "rn-state":
