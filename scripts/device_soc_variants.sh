@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Prepared GPU run (see the device tool): Sort-of-CLEVR pixel RNs (`fast` preset plus overrides) side by side, to
+# see which leaves the plateau soonest in steps. Diagnostic only, not a result. Each line of VARIANTS is
+# "name override override ...". Prints every run's evaluations (step, relational, non-relational) at the end.
+# Usage (repo root): OUT=/tmp/out STEPS=15000 LIMIT=270 VARIANTS=$'sum\nmax --model.reduce=max' \
+#   bash scripts/device_soc_variants.sh
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+STEPS=${STEPS:-15000}
+EVAL=${EVAL:-1000}
+LIMIT=${LIMIT:-270}
+OUT=${OUT:-/tmp/device_out}
+PY=${PY:-python3}
+mkdir -p "$OUT/runs"
+nvidia-smi -L > "$OUT/env.txt" 2>&1
+$PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1  # cache once, before the runs share it
+names=()
+while read -r name overrides; do
+  [ -z "$name" ] && continue
+  names+=("$name")
+  # shellcheck disable=SC2086  # the overrides are meant to split into words
+  OMP_NUM_THREADS=2 timeout "$LIMIT" $PY -m relnet train sort-of-clevr --model rn --preset fast --quiet \
+    --out "$OUT/runs/$name" --train.steps=$STEPS --train.eval_every=$EVAL --train.checkpoint_every=$STEPS \
+    $overrides > "$OUT/runs/$name.log" 2>&1 &
+done <<< "$VARIANTS"
+wait
+for f in "$OUT"/runs/*/metrics.jsonl; do cp "$f" "$OUT/runs/$(basename "$(dirname "$f")").jsonl"; done
+(cd "$OUT" && tar czf "${TGZ:-variants-logs.tgz}" env.txt data.log runs/*.log runs/*.jsonl && rm -rf runs data.log)
+for n in "${names[@]}"; do
+  echo "== $n"
+  tar xzf "$OUT/${TGZ:-variants-logs.tgz}" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
+rows = [json.loads(line) for line in sys.stdin]
+print(' '.join(f\"{d['step']}:{d['relational']:.3f}/{d['non_relational']:.3f}\" for d in rows))"
+done
