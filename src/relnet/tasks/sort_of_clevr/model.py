@@ -2,29 +2,31 @@
 
 Presets (``--preset``), all with the 11-bit question vector fed straight into g (no LSTM, as in the paper):
 
-=========  ========================  ==========  ======================  ==========================================
-preset     CNN (3x3, stride 2, BN)   g           f (+ linear to 10)      optimiser
-=========  ========================  ==========  ======================  ==========================================
-paper      32, 64, 128, 256          4 x 2000    2000, 1000, 500, 100    Adam 1e-4, batch 64
-compact    24, 24, 24, 24            4 x 256     256, 256 (dropout 0.5)  Adam 1e-4, batch 64 (kimhc6028's model)
-fast       24, 24, 24, 24            3 x 128     256, 256; LayerNorm     Adam 3e-4, 500 warm-up steps, cosine,
-                                                 on the summed relation  batch 64, 9,000 steps (state RN: 2e-3,
-                                                                         12,000 steps)
-=========  ========================  ==========  ======================  ==========================================
+=========  =========================  ==========  ======================  =========================================
+preset     CNN (3x3, BN, ReLU)        g           f (+ linear to 10)      optimiser
+=========  =========================  ==========  ======================  =========================================
+paper      32, 64, 128, 256 stride 2  4 x 2000    2000, 1000, 500, 100    Adam 1e-4, batch 64
+compact    24, 24, 24, 24 stride 2    4 x 256     256, 256 (dropout 0.5)  Adam 1e-4, batch 64 (kimhc6028's model)
+fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6e-4, batch 256, 500 warm-up steps,
+           stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 4,000 steps (CNN+MLP: the
+           max-pool (CNN+MLP: the     in each     LayerNorm on the        strided CNN, 3e-4, batch 64, 9,000 steps;
+           strided CNN)               layer       summed relation         state RN: 2e-3, 12,000 steps)
+=========  =========================  ==========  ======================  =========================================
 
 ``paper`` follows the paper's Sort-of-CLEVR section (far too slow for a CPU: ~50x the compact model's arithmetic
 per question; it builds and runs). ``compact`` is the CLEVR-sized model that kimhc6028's public reproduction trains,
-so its throughput can be compared with theirs. ``fast`` was chosen by short measured runs on a 2-core CPU:
+so its throughput can be compared with theirs. ``fast`` was chosen by measurement (reports/sort_of_clevr_diagnosis.md):
 
-* a narrower g (its first layer factorised, so 2 dense 128x128 layers per pair instead of 3 of 256x256) costs
-  ~4x less per question than ``compact``;
-* the sum over pairs (the paper) learned far better than the mean (state RN, 1,500 steps at lr 1e-3: left/top
-  98% with the sum, 45-47% with the mean); a LayerNorm on the summed relation (not in the paper) shortened the
-  plateau a little;
-* lr 1e-3 or 2e-3 made the pixel RN collapse to a constant answer (with LayerNorm) or stall at chance for 1,500+
-  steps; 3e-4 learned steadily. The state RN is stable at 2e-3.
+* every pixel RN with the strided CNN (``compact``, the paper's CNN, ``fast`` before session 8, and a dozen head
+  variants) sat on a plateau for 28,000+ steps of 64: shape ~65%, left/top at chance, relational ~75%;
+* three changes together leave it (section 6, measured side by side on a GPU; none of them alone did): a CNN whose
+  5x5 cells max-pool full-resolution feature maps (``cnn_downsample="maxpool"``), BatchNorm between g's and f's
+  hidden layers and their ReLUs (``hidden_norm="batch"``, not in the paper) and a batch of 256 at 6e-4;
+* g is narrow (its first layer factorised, 2 dense 128x128 layers per pair) and the sum over pairs is LayerNorm'd
+  (not in the paper): the sum learned far better than the mean (state RN, 1,500 steps at lr 1e-3: left/top 98% with
+  the sum, 45-47% with the mean). The state RN is stable at 2e-3.
 
-The CNN+MLP baseline uses the same CNN; its MLP reads the flattened 5x5 feature map with coordinates plus the
+The CNN+MLP baseline uses the strided CNN; its MLP reads the flattened 5x5 feature map with coordinates plus the
 question through as many layers of the same widths as g and f together, so it has at least as many parameters.
 """
 
@@ -98,6 +100,10 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
                             aggregate_norm="layer")
         train = TrainConfig(steps=9_000, batch_size=64, lr=3e-4, schedule="cosine", warmup_steps=500,
                             min_lr=1e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
+        if kind == "rn":  # the plateau exit (reports/sort_of_clevr_diagnosis.md, sections 6-7)
+            model = dataclasses.replace(model, cnn_downsample="maxpool", hidden_norm="batch")
+            train = dataclasses.replace(train, steps=4_000, batch_size=256, lr=6e-4, eval_every=250,
+                                        checkpoint_every=100, log_every=50)
         if kind == "rn-state":  # 36 pairs instead of 625: ~10x cheaper per step, and stable at a higher rate
             train = dataclasses.replace(train, steps=12_000, lr=2e-3, warmup_steps=200, min_lr=4e-5)
     if kind == "mlp":
