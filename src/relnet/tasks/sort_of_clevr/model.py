@@ -8,7 +8,7 @@ preset     CNN (3x3, BN, ReLU)        g           f (+ linear to 10)      optimi
 paper      32, 64, 128, 256 stride 2  4 x 2000    2000, 1000, 500, 100    Adam 1e-4, batch 64
 compact    24, 24, 24, 24 stride 2    4 x 256     256, 256 (dropout 0.5)  Adam 1e-4, batch 64 (kimhc6028's model)
 fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6e-4, batch 256, 500 warm-up steps,
-           stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 4,000 steps (CNN+MLP: the
+           stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 5,000 steps (CNN+MLP: the
            max-pool (CNN+MLP: the     in each     LayerNorm on the        strided CNN, 3e-4, batch 64, 9,000 steps;
            strided CNN)               layer       summed relation         state RN: 2e-3, 12,000 steps)
 =========  =========================  ==========  ======================  =========================================
@@ -102,7 +102,7 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
                             min_lr=1e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
         if kind == "rn":  # the plateau exit (reports/sort_of_clevr_diagnosis.md, sections 6-7)
             model = dataclasses.replace(model, cnn_downsample="maxpool", hidden_norm="batch")
-            train = dataclasses.replace(train, steps=4_000, batch_size=256, lr=6e-4, eval_every=250,
+            train = dataclasses.replace(train, steps=5_000, batch_size=256, lr=6e-4, eval_every=250,
                                         checkpoint_every=100, log_every=50)
         if kind == "rn-state":  # 36 pairs instead of 625: ~10x cheaper per step, and stable at a higher rate
             train = dataclasses.replace(train, steps=12_000, lr=2e-3, warmup_steps=200, min_lr=4e-5)
