@@ -111,9 +111,13 @@ def test_state_encoding(color, dim):
         start += n
 
 
-def test_state_rn_ignores_padding_and_object_order():
+@pytest.mark.parametrize("hidden_norm", ["", "layer", "batch"])
+def test_state_rn_ignores_padding_and_object_order(hidden_norm):
     torch.manual_seed(0)
-    model = build_model(small()).eval()
+    model = build_model(small(hidden_norm=hidden_norm))
+    # BatchNorm in training mode: its statistics must cover the real pairs only, whatever the padding holds
+    model.train(hidden_norm == "batch")
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == (3 if hidden_norm == "batch" else 0)
     b = state_batch(B=6)
     out = model(b)
     assert out.shape == (6, 28)
@@ -179,6 +183,11 @@ def test_qtype_prior_matches_an_independent_count():
         else:
             assert expected[p] == max(expected.values())
     assert list(prior.parameters()) == []  # nothing is trained by gradient
+
+
+def test_unknown_hidden_norm_is_a_user_error():
+    with pytest.raises(UserError, match="hidden_norm=group"):
+        build_model(small(hidden_norm="group"))
 
 
 def test_vocab_size_is_required():

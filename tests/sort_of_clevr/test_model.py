@@ -138,6 +138,10 @@ def test_cli_train_eval_in_process(tmp_path, capsys):
     assert set(result["by_subtype"]) == set(soc.SUBTYPE_NAMES)
     for key in ("accuracy", "relational", "non_relational"):
         assert 0.0 <= result[key] <= 1.0
+    assert main(["eval", "sort-of-clevr", "--checkpoint", str(run / "checkpoint"), "--images", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()  # the human-readable form names what it evaluated
+    assert table[0] == f"{run / 'checkpoint'} (rn): 60 questions on 3 fresh images (seed 2026)"
+    assert [line.split()[0] for line in table[2:]] == list(soc.SUBTYPE_NAMES)
 
 
 def test_cli_reproduce_writes_report(tmp_path, capsys, monkeypatch):

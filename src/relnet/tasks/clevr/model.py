@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import MLP, ConvObjects, ObjectMLP, QuestionLSTM, RelationNetwork, StateObjects
+from relnet.nn.mlp import NORMS
 from relnet.tasks.clevr.loader import ANSWERS, ATTR_VALUES, FAMILIES, MAX_OBJECTS
 from relnet.train.config import TrainConfig
 
@@ -78,6 +79,7 @@ class ModelConfig:
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"  # sum (paper) | mean
     aggregate_norm: str = ""  # "" (paper) | "layer": LayerNorm on the aggregated relation (see RelationNetwork)
+    hidden_norm: str = ""  # "" (paper) | layer | batch: a norm between each hidden Linear of g and f and its ReLU
 
 
 @dataclass
@@ -194,7 +196,8 @@ class ClevrModel(nn.Module):
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=object_dim, question_dim=cfg.lstm_dim, g_dims=cfg.g_dims,
                                         f_dims=cfg.f_dims, out_dim=NUM_ANSWERS, f_dropout=cfg.f_dropout,
-                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)
+                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None,
+                                        hidden_norm=cfg.hidden_norm or None)
         else:  # the MLP baseline: as many layers of the same widths as g and f together
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
@@ -255,6 +258,8 @@ class QTypePrior(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.input not in INPUTS:
         raise UserError(f"model input {cfg.input!r}: expected one of {', '.join(INPUTS)}")
+    if cfg.hidden_norm not in ("", *NORMS):
+        raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
     if cfg.kind == "qtype":
         return QTypePrior()
     if cfg.kind in ("rn", "mlp", "lstm"):
@@ -278,7 +283,8 @@ def describe(cfg: ModelConfig) -> str:
     if cfg.kind == "mlp":
         return f"{scene}; {q}; MLP {list(cfg.g_dims) + list(cfg.f_dims)}"
     return (f"{scene}; {q}; g {list(cfg.g_dims)}, f {list(cfg.f_dims)} dropout {list(cfg.f_dropout)}, "
-            f"{cfg.reduce} over pairs")
+            f"{cfg.reduce} over pairs" + (f", {cfg.aggregate_norm} norm on it" if cfg.aggregate_norm else "")
+            + (f", {cfg.hidden_norm} norm inside g and f" if cfg.hidden_norm else ""))
 
 
 __all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "build_model", "ClevrModel", "QTypePrior",

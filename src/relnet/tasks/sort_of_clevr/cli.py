@@ -125,7 +125,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['n']} questions on {args.images} fresh images (seed {args.seed})")
+        print(f"{args.checkpoint} ({result['model']}): {result['n']} questions on {args.images} fresh images "
+              f"(seed {args.seed})")
         print(f"accuracy {result['accuracy']:.4f}  relational {result['relational']:.4f}  "
               f"non-relational {result['non_relational']:.4f}")
         for k, v in result["by_subtype"].items():

@@ -128,9 +128,10 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         c = r["config"]
         t = trained_config(Path(r["run_dir"]), c.train)
         m = c.model
-        arch = (f"CNN {list(m.cnn_channels)}, " if model != "rn-state" else "6 state vectors, ") + (
+        arch = (f"CNN {list(m.cnn_channels)} ({m.cnn_downsample}), " if model != "rn-state" else "6 state vectors, ") + (
             f"MLP {list(m.g_dims) + list(m.f_dims)} on the flattened cells" if model == "mlp" else
-            f"g {list(m.g_dims)}, f {list(m.f_dims)}, reduce {m.reduce}, aggregate norm {m.aggregate_norm or 'none'}")
+            f"g {list(m.g_dims)}, f {list(m.f_dims)}, hidden norm {m.hidden_norm or 'none'}, reduce {m.reduce}, "
+            f"aggregate norm {m.aggregate_norm or 'none'}")
         lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
                      f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
                      f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch threads; "
