@@ -21,7 +21,8 @@ def machine_description() -> str:
     except OSError:
         pass
     device = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores{device}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} cores{device}, torch {torch.__version__} ({threads} thread{'s' * (threads != 1)})"
 
 
 def schedule_changes(history: Sequence[dict[str, Any]], *, warmup_steps: int = 0,

@@ -1,6 +1,9 @@
 """Shared report helpers."""
 
-from relnet.report import schedule_changes, schedule_note
+import pytest
+import torch
+
+from relnet.report import machine_description, schedule_changes, schedule_note
 from relnet.train.config import TrainConfig
 from relnet.train.loop import lr_at
 
@@ -21,3 +24,13 @@ def test_schedule_changes_finds_resumes_under_another_length_only():
     [(step, before, after)] = schedule_changes(down, warmup_steps=500)
     assert step == 12_100 and after < before
     assert "step 12100" in schedule_note(down, warmup_steps=500)
+
+
+@pytest.mark.parametrize("threads, words", [(1, "(1 thread)"), (2, "(2 threads)")])
+def test_machine_description_names_the_thread_count(threads, words):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        assert machine_description().endswith(words)
+    finally:
+        torch.set_num_threads(before)
