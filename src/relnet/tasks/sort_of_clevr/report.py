@@ -134,6 +134,6 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
             f"aggregate norm {m.aggregate_norm or 'none'}")
         lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
                      f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
-                     f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch threads; "
+                     f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch thread{'s' * (t['threads'] != 1)}; "
                      f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
