@@ -15,8 +15,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# The demo takes ~4 minutes on 2 cores (3.6 measured from a fresh clone, install included): the shipped CNN+RN and CNN+MLP on 1,000 freshly generated images (the
-# paper's contrast), then the state-description RN trained from scratch, evaluated and reported (runs/demo/).
+# The demo takes ~4 minutes on 2 cores (213 s measured from a fresh clone, install included): the shipped CNN+RN
+# and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the state-description RN trained from
+# scratch, evaluated and reported (runs/demo/).
 demo: install
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/rn
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/mlp
