@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from relnet.errors import UserError
+from relnet.nn.mlp import NORMS
+
 
 def add_run_options(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
     """``--resume``, ``--show-config``, ``--quiet``, and ``--section.key=value`` overrides handled by ``func``."""
@@ -30,3 +33,9 @@ def print_summary(result) -> None:
     """The one JSON line every ``relnet train`` prints at the end: run folder, checkpoint, steps, time, last eval."""
     print(json.dumps({"run": str(result.run_dir), "checkpoint": str(Path(result.run_dir) / "checkpoint"),
                       "steps": result.step, "seconds": round(result.seconds, 1), "eval": result.final_eval}))
+
+
+def check_hidden_norm(value: str) -> None:
+    """``--model.hidden_norm``: "" (the paper: none) or one of :data:`relnet.nn.mlp.NORMS`, else a one-line error."""
+    if value not in ("", *NORMS):
+        raise UserError(f"--model.hidden_norm={value}: expected '', {' or '.join(NORMS)}")

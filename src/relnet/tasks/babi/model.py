@@ -54,10 +54,10 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import QuestionLSTM, RelationNetwork, SentenceObjects
-from relnet.nn.mlp import NORMS
 from relnet.nn.relation import REDUCES
 from relnet.tasks.babi.data import MAX_SENTENCES, PAD, Vocab
 from relnet.train.config import TrainConfig
+from relnet.train.options import check_hidden_norm
 
 PRESETS = ("paper", "fast")
 PAIRS = ("ordered", "unordered")
@@ -197,8 +197,7 @@ class BabiRN(nn.Module):
             raise UserError(f"--model.pairs={cfg.pairs}: expected one of {', '.join(PAIRS)}")
         if cfg.reduce not in REDUCES:
             raise UserError(f"--model.reduce={cfg.reduce}: expected one of {', '.join(REDUCES)}")
-        if cfg.hidden_norm not in ("", *NORMS):
-            raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
+        check_hidden_norm(cfg.hidden_norm)
         if cfg.max_sentences < 1:
             raise UserError(f"--model.max_sentences={cfg.max_sentences}: must be at least 1")
         if len(cfg.f_dropout) != len(cfg.f_dims):

@@ -50,9 +50,9 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import MLP, ConvObjects, ObjectMLP, QuestionLSTM, RelationNetwork, StateObjects
-from relnet.nn.mlp import NORMS
 from relnet.tasks.clevr.loader import ANSWERS, ATTR_VALUES, FAMILIES, MAX_OBJECTS
 from relnet.train.config import TrainConfig
+from relnet.train.options import check_hidden_norm
 
 INPUTS = ("state", "pixels")
 MODELS = ("rn", "mlp", "lstm", "qtype")
@@ -258,8 +258,7 @@ class QTypePrior(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.input not in INPUTS:
         raise UserError(f"model input {cfg.input!r}: expected one of {', '.join(INPUTS)}")
-    if cfg.hidden_norm not in ("", *NORMS):
-        raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
+    check_hidden_norm(cfg.hidden_norm)
     if cfg.kind == "qtype":
         return QTypePrior()
     if cfg.kind in ("rn", "mlp", "lstm"):

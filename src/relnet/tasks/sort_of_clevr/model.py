@@ -40,9 +40,9 @@ from torch import Tensor, nn
 
 from relnet.errors import UserError
 from relnet.nn import ConvObjects, ObjectMLP, RelationNetwork
-from relnet.nn.mlp import NORMS
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.train.config import TrainConfig
+from relnet.train.options import check_hidden_norm
 
 MODELS = ("rn", "mlp", "rn-state")
 PRESETS = ("paper", "compact", "fast")
@@ -198,8 +198,7 @@ class StateModel(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.mask_background and cfg.kind != "rn":
         raise UserError(f"--model.mask_background needs --model rn, not {cfg.kind}")
-    if cfg.hidden_norm not in ("", *NORMS):
-        raise UserError(f"--model.hidden_norm={cfg.hidden_norm}: expected '', {' or '.join(NORMS)}")
+    check_hidden_norm(cfg.hidden_norm)
     if cfg.reconstruct < 0:
         raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
     if cfg.reconstruct and cfg.kind == "rn-state":
