@@ -2,23 +2,17 @@
 # One prepared run on a lent GPU machine (see the device tool): CUDA smoke tests, GPU throughput for the CLEVR
 # projection, and long Sort-of-CLEVR runs side by side to see where the pixel RN's plateau ends.
 # Usage (repo root): OUT=/tmp/out STEPS=30000 bash scripts/device_check.sh
-set -u
-export PYTHONPATH=src PYTHONUNBUFFERED=1
 STEPS=${STEPS:-30000}
 EVAL=${EVAL:-2000}
-OUT=${OUT:-/tmp/device_out}
+source "$(dirname "$0")/device_prelude.sh"  # also generates the data once, before the runs start sharing it
 mkdir -p "$OUT/runs"
-PY=${PY:-python3}
-nvidia-smi -L 2>&1 | tee "$OUT/env.txt"
-$PY -c "import torch, sys; print(sys.version); print(torch.__version__, torch.cuda.is_available())" 2>&1 | tee -a "$OUT/env.txt"
+cat "$OUT/env.txt"
 
 soc() {  # name, then overrides
   local name=$1; shift
   OMP_NUM_THREADS=2 timeout "${SOC_LIMIT:-330}" $PY -m relnet train sort-of-clevr --model rn --quiet --out "$OUT/runs/$name" \
     --train.steps=$STEPS --train.eval_every=$EVAL --train.checkpoint_every=$STEPS "$@" > "$OUT/runs/$name.log" 2>&1 &
 }
-# generate the data once, before the runs start sharing it
-$PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1
 soc fast --preset fast
 soc compact --preset compact
 soc fast-const --preset fast --train.schedule=constant

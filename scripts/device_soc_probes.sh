@@ -2,16 +2,10 @@
 # Prepared GPU run (see the device tool): many Sort-of-CLEVR head probes (scripts/soc_head_probe.py) side by side,
 # long enough to see which variants leave the position plateau and when. Diagnostic only, not a result.
 # Usage (repo root): OUT=/tmp/out STEPS=20000 LIMIT=360 bash scripts/device_soc_probes.sh
-set -u
-export PYTHONPATH=src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 STEPS=${STEPS:-20000}
 LIMIT=${LIMIT:-360}
-OUT=${OUT:-/tmp/device_out}
-PY=${PY:-python3}
-mkdir -p "$OUT"
-nvidia-smi -L > "$OUT/env.txt" 2>&1
-$PY -c "import torch; print(torch.__version__, torch.cuda.is_available())" >> "$OUT/env.txt" 2>&1
-$PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1  # cache once, before the probes share it
+source "$(dirname "$0")/device_prelude.sh"
 probe() {  # name, then probe flags
   local name=$1; shift
   timeout "$LIMIT" $PY scripts/soc_head_probe.py --device cuda --steps "$STEPS" --eval-every 1000 "$@" \

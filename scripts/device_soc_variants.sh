@@ -4,16 +4,11 @@
 # "name override override ...". Prints every run's evaluations (step, relational, non-relational) at the end.
 # Usage (repo root): OUT=/tmp/out STEPS=15000 LIMIT=270 VARIANTS=$'sum\nmax --model.reduce=max' \
 #   bash scripts/device_soc_variants.sh
-set -u
-export PYTHONPATH=src PYTHONUNBUFFERED=1
 STEPS=${STEPS:-15000}
 EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-270}
-OUT=${OUT:-/tmp/device_out}
-PY=${PY:-python3}
+source "$(dirname "$0")/device_prelude.sh"
 mkdir -p "$OUT/runs"
-nvidia-smi -L > "$OUT/env.txt" 2>&1
-$PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1  # cache once, before the runs share it
 names=()
 while read -r name overrides; do
   [ -z "$name" ] && continue
