@@ -42,6 +42,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    init_from: str = ""  # start from these weights (a checkpoint folder); optimiser and schedule start fresh
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:

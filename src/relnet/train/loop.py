@@ -299,8 +299,10 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     if resume and ckpt_dir.exists():
         start_step, window, history = _resume(task, cfg, model, opt, ckpt_dir, metrics_file, d)
         log.info("resumed %s at step %d", run_dir, start_step)
-    elif resume:
+    elif resume and not cfg.init_from:
         log.info("no checkpoint in %s: starting from scratch", ckpt_dir)
+    if start_step == 0 and cfg.init_from:
+        _init_from(task, model, cfg.init_from)
     if d.world > 1:  # every process must resume from the same step (a run folder not shared between nodes would not)
         steps = torch.tensor([start_step, -start_step], dtype=torch.int64, device=d.device)
         dist.all_reduce(steps, op=dist.ReduceOp.MAX)
@@ -437,6 +439,13 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
         gc.collect()
         dist.barrier()
     return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
+
+
+def _init_from(task: Task, model: nn.Module, path: str) -> None:
+    """``--train.init_from``: load a checkpoint's weights (same task, same architecture) before step 0."""
+    saved = read_config(path, task=task.checkpoint_config().get("task"))
+    load_weights(path, model)
+    log.info("initialised from %s (%s)", path, saved.get("preset", "no preset"))
 
 
 def _resume(task: Task, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path,
