@@ -153,6 +153,18 @@ def test_cli_reproduce_writes_report(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "reports" / "sort_of_clevr_curve.png").is_file()
 
 
+def test_cli_reproduce_names_the_init_checkpoint(tmp_path, capsys, monkeypatch):
+    """A run that starts from another checkpoint's weights says so, twice: its minutes do not include the source's."""
+    monkeypatch.chdir(tmp_path)
+    data = f"--data.root={tmp_path / 'data'}"
+    assert main(["train", "sort-of-clevr", "--model", "rn", "--out", "src", "--quiet", *TINY, data]) == 0
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--report", "r.md", *TINY,
+                 data, "--train.init_from=src/checkpoint"]) == 0
+    report = (tmp_path / "r.md").read_text()
+    assert "starting from the weights of `src/checkpoint`" in report
+    assert "initialised from `src/checkpoint`" in report
+
+
 @pytest.mark.parametrize("args,match", [
     (["--checkpoint", "/nonexistent/ckpt"], "does not exist"),
     (["--checkpoint", ".", "--images", "0"], "config.json is missing"),

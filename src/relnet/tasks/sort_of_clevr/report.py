@@ -105,8 +105,11 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
     ]
     for model, r in results.items():
         t94 = r["minutes_to_94_relational"]
+        source = trained_config(Path(r["run_dir"]), r["config"].train).get("init_from")
         lines.append(f"- {NAMES[model]}: {r['steps']} steps of batch {r['config'].train.batch_size} in "
                      f"{r['train_seconds'] / 60:.1f} min of training"
+                     + (f", starting from the weights of `{source}` (`--train.init_from`; that checkpoint's own "
+                        "training is not counted in these steps and minutes)" if source else "")
                      + (f"; first evaluation with >= 94% relational after {t94:.1f} min" if t94 is not None
                         else "; never reached 94% relational at an evaluation point") + ".")
     lines += [
@@ -135,5 +138,6 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
                      f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
                      f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch thread{'s' * (t['threads'] != 1)}; "
+                     + (f"initialised from `{t['init_from']}`; " if t.get("init_from") else "") +
                      f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
