@@ -52,7 +52,13 @@ class Examples:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, examples: Examples, *, batch_images: int = 50) -> dict[str, Any]:
-    """Exact accuracy over every question: overall, relational, non-relational and per subtype.
+    """Exact accuracy over every question: overall, relational, non-relational and per subtype."""
+    return metrics(correct_answers(model, examples, batch_images=batch_images), examples.subtypes)
+
+
+@torch.no_grad()
+def correct_answers(model: nn.Module, examples: Examples, *, batch_images: int = 50) -> Tensor:
+    """Whether the model answers each question right, in ``examples`` order: (len(examples),) bool.
 
     Objects are computed once per image and reused for its 20 questions.
     """
@@ -74,7 +80,7 @@ def evaluate(model: nn.Module, examples: Examples, *, batch_images: int = 50) ->
         logits = model.head(objects, examples.questions[idx].to(device), mask)
         correct[idx] = logits.argmax(-1).cpu() == examples.answers[idx]
     model.train(was_training)
-    return metrics(correct, examples.subtypes)
+    return correct
 
 
 def metrics(correct: Tensor, subtypes: Tensor) -> dict[str, Any]:
@@ -169,4 +175,5 @@ def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     return from_dict(RunConfig, data)
 
 
-__all__ = ["SortOfClevrTask", "Examples", "evaluate", "metrics", "load_model", "fresh_examples", "dataclasses"]
+__all__ = ["SortOfClevrTask", "Examples", "evaluate", "correct_answers", "metrics", "load_model", "fresh_examples",
+           "dataclasses"]
