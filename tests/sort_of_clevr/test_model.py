@@ -49,6 +49,18 @@ def test_model_options_build_and_take_a_step(overrides, tiny_split):
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("norm,layer", [("batch", torch.nn.BatchNorm1d), ("layer", torch.nn.LayerNorm)])
+def test_mlp_baseline_takes_the_hidden_norm(norm, layer, tiny_split):
+    cfg = dataclasses.replace(preset("fast", "mlp").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16),
+                              cnn_downsample="maxpool", hidden_norm=norm)
+    model = build_model(cfg)
+    assert sum(isinstance(m, layer) for m in model.head.modules()) == len(cfg.g_dims) + len(cfg.f_dims)
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(4))
+    loss = F.cross_entropy(model(x, q), y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
 def test_paper_preset_has_the_papers_sizes():
     m = preset("paper", "rn").model
     assert m.cnn_channels == (32, 64, 128, 256) and m.g_dims == (2000,) * 4 and m.f_dims == (2000, 1000, 500, 100)

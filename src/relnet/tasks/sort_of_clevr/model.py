@@ -139,7 +139,8 @@ class PixelModel(nn.Module):
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
             self.head = ObjectMLP(num_objects=d * d, object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
-                                  hidden_dims=dims, out_dim=soc.NUM_ANSWERS, dropout=dropout)
+                                  hidden_dims=dims, out_dim=soc.NUM_ANSWERS, dropout=dropout,
+                                  hidden_norm=cfg.hidden_norm or None)
 
     def objects(self, image: Tensor) -> Tensor:
         return self.cnn(image)[0]  # (B, 25, C+2)
