@@ -165,16 +165,27 @@ def test_cli_reproduce_writes_report(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "reports" / "sort_of_clevr_curve.png").is_file()
 
 
-def test_cli_reproduce_names_the_init_checkpoint(tmp_path, capsys, monkeypatch):
-    """A run that starts from another checkpoint's weights says so, twice: its minutes do not include the source's."""
+def test_cli_reproduce_per_model_overrides_and_init_checkpoint(tmp_path, capsys, monkeypatch):
+    """--rn:key=value reaches the RN only; a run that starts from another checkpoint's weights says so, twice (its
+    minutes do not include the source's)."""
     monkeypatch.chdir(tmp_path)
     data = f"--data.root={tmp_path / 'data'}"
     assert main(["train", "sort-of-clevr", "--model", "rn", "--out", "src", "--quiet", *TINY, data]) == 0
-    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--report", "r.md", *TINY,
-                 data, "--train.init_from=src/checkpoint"]) == 0
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn,mlp", "--eval-images", "2", "--report", "r.md", *TINY,
+                 data, "--rn:train.init_from=src/checkpoint", "--rn:train.steps=2", "--mlp:train.lr=1e-3"]) == 0
     report = (tmp_path / "r.md").read_text()
+    assert "--rn:train.init_from=src/checkpoint --rn:train.steps=2 --mlp:train.lr=1e-3" in report.splitlines()[2]
     assert "starting from the weights of `src/checkpoint`" in report
-    assert "initialised from `src/checkpoint`" in report
+    rn, mlp = [line for line in report.splitlines() if line.startswith("- relnet CNN+") and "(`--model" in line]
+    assert "initialised from `src/checkpoint`" in rn and "over 2 steps" in rn and "lr 0.0006 " in rn
+    assert "initialised from" not in mlp and "over 4 steps" in mlp and "lr 0.001 " in mlp
+
+
+def test_cli_reproduce_override_for_a_model_not_reproduced_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "sort-of-clevr", "--models", "mlp", *TINY, "--rn:train.steps=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'rn' is not one of the models reproduced here (mlp)" in err[0]
 
 
 @pytest.mark.parametrize("args,match", [

@@ -39,3 +39,22 @@ def check_hidden_norm(value: str) -> None:
     """``--model.hidden_norm``: "" (the paper: none) or one of :data:`relnet.nn.mlp.NORMS`, else a one-line error."""
     if value not in ("", *NORMS):
         raise UserError(f"--model.hidden_norm={value}: expected '', {' or '.join(NORMS)}")
+
+
+def overrides_for(model: str, overrides: list[str], models: list[str]) -> list[str]:
+    """The overrides of one model of a ``relnet reproduce`` run: ``--section.key=value`` applies to every model,
+    ``--MODEL:section.key=value`` to MODEL only (after the shared ones, so it wins). A prefix naming a model that is
+    not being reproduced is a one-line error rather than silently ignored."""
+    out = []
+    for item in overrides:
+        head = item[2:].split("=", 1)[0] if item.startswith("--") else ""
+        if ":" not in head:
+            out.append(item)
+            continue
+        name = head.split(":", 1)[0]
+        if name not in models:
+            raise UserError(f"{item}: {name!r} is not one of the models reproduced here ({', '.join(models)})")
+    for item in overrides:
+        if item.startswith(f"--{model}:"):
+            out.append("--" + item[len(model) + 3:])
+    return out

@@ -71,7 +71,9 @@ def add_training_commands(verbs: dict) -> None:
     p = verbs["reproduce"].add_parser(
         "sort-of-clevr", help="train CNN+RN and CNN+MLP and write reports/sort_of_clevr.md",
         description="The paper's controlled experiment: CNN+RN vs CNN+MLP on relational and non-relational "
-        "questions, evaluated on fresh images; writes a report with the table, wall time, machine and seed.")
+        "questions, evaluated on fresh images; writes a report with the table, wall time, machine and seed. "
+        "Overrides such as --train.threads=1 apply to every model; --MODEL:section.key=value (e.g. "
+        "--rn:train.steps=8000) to one model only.")
     p.add_argument("--preset", choices=PRESETS, default="fast")
     p.add_argument("--models", default="rn,mlp,rn-state", help="comma-separated models to train (default: %(default)s)")
     p.add_argument("--runs", default="runs/sort_of_clevr", help="folder for the training runs")

@@ -11,6 +11,7 @@ from pathlib import Path
 from relnet.checkpoint import atomic_dir
 from relnet.report import machine_description, markdown_table, plot_eval_curves
 from relnet.tasks.sort_of_clevr import data as soc
+from relnet.train.options import overrides_for
 
 # Published numbers to put next to ours (paper-spec.md section 4.3, anchors.md section 1.6).
 REFERENCE_ROWS = [
@@ -40,9 +41,10 @@ def reproduce(args: argparse.Namespace) -> int:
     from relnet.tasks.sort_of_clevr.cli import evaluate_checkpoint, resolve_config, train_one
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    configs = {m: resolve_config(m, args.preset, overrides_for(m, args.overrides, models)) for m in models}
     results = {}
     for model in models:
-        cfg = resolve_config(model, args.preset, args.overrides)
+        cfg = configs[model]
         run_dir = Path(args.runs) / f"{model}-{args.preset}"
         t = time.perf_counter()
         trained = train_one(cfg, run_dir, resume=args.resume)
@@ -105,7 +107,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
     ]
     for model, r in results.items():
         t94 = r["minutes_to_94_relational"]
-        source = trained_config(Path(r["run_dir"]), r["config"].train).get("init_from")
+        source = r["config"].train.init_from
         lines.append(f"- {NAMES[model]}: {r['steps']} steps of batch {r['config'].train.batch_size} in "
                      f"{r['train_seconds'] / 60:.1f} min of training"
                      + (f", starting from the weights of `{source}` (`--train.init_from`; that checkpoint's own "
@@ -138,6 +140,6 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
                      f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
                      f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch thread{'s' * (t['threads'] != 1)}; "
-                     + (f"initialised from `{t['init_from']}`; " if t.get("init_from") else "") +
+                     + (f"initialised from `{c.train.init_from}`; " if c.train.init_from else "") +
                      f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
