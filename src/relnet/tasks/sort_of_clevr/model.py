@@ -8,9 +8,9 @@ preset     CNN (3x3, BN, ReLU)        g           f (+ linear to 10)      optimi
 paper      32, 64, 128, 256 stride 2  4 x 2000    2000, 1000, 500, 100    Adam 1e-4, batch 64
 compact    24, 24, 24, 24 stride 2    4 x 256     256, 256 (dropout 0.5)  Adam 1e-4, batch 64 (kimhc6028's model)
 fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6e-4, batch 256, 500 warm-up steps,
-           stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 5,000 steps (CNN+MLP: the
-           max-pool (CNN+MLP: the     in each     LayerNorm on the        strided CNN, 3e-4, batch 64, 9,000 steps;
-           strided CNN)               layer       summed relation         state RN: 2e-3, 12,000 steps)
+           stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 5,000 steps (state RN: 2e-3,
+           max-pool                   in each     LayerNorm on the        batch 64, 12,000 steps)
+                                      layer       summed relation
 =========  =========================  ==========  ======================  =========================================
 
 ``paper`` follows the paper's Sort-of-CLEVR section (far too slow for a CPU: ~50x the compact model's arithmetic
@@ -26,8 +26,10 @@ so its throughput can be compared with theirs. ``fast`` was chosen by measuremen
   (not in the paper): the sum learned far better than the mean (state RN, 1,500 steps at lr 1e-3: left/top 98% with
   the sum, 45-47% with the mean). The state RN is stable at 2e-3.
 
-The CNN+MLP baseline uses the strided CNN; its MLP reads the flattened 5x5 feature map with coordinates plus the
-question through as many layers of the same widths as g and f together, so it has at least as many parameters.
+The CNN+MLP baseline has the same CNN, norms and training recipe as the CNN+RN; only the head differs: an MLP reads
+the flattened 5x5 feature map with coordinates plus the question through as many layers of the same widths as g and
+f together (BatchNorm in each), so it has at least as many parameters. Before session 9 it used the strided CNN and
+the old recipe (3e-4, batch 64, 9,000 steps): 43.0% relational, 58.4% non-relational.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
                             aggregate_norm="layer")
         train = TrainConfig(steps=9_000, batch_size=64, lr=3e-4, schedule="cosine", warmup_steps=500,
                             min_lr=1e-5, eval_every=1000, checkpoint_every=1000, log_every=100)
-        if kind == "rn":  # the plateau exit (reports/sort_of_clevr_diagnosis.md, sections 6-7)
+        if kind in ("rn", "mlp"):  # the plateau exit (reports/sort_of_clevr_diagnosis.md, sections 6-7); the
+            # CNN+MLP gets the same CNN and recipe, so the two differ only in the head (section 9)
             model = dataclasses.replace(model, cnn_downsample="maxpool", hidden_norm="batch")
             train = dataclasses.replace(train, steps=5_000, batch_size=256, lr=6e-4, eval_every=250,
                                         checkpoint_every=100, log_every=50)
