@@ -441,9 +441,15 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
 
 
+def _checkpoint_task(task: Task) -> str | None:
+    """The ``task`` field a checkpoint of ``task`` must carry (None: do not check)."""
+    expected = task.checkpoint_config().get("task")
+    return expected if isinstance(expected, str) else None
+
+
 def _init_from(task: Task, model: nn.Module, path: str) -> None:
     """``--train.init_from``: load a checkpoint's weights (same task, same architecture) before step 0."""
-    saved = read_config(path, task=task.checkpoint_config().get("task"))
+    saved = read_config(path, task=_checkpoint_task(task))
     load_weights(path, model)
     log.info("initialised from %s (%s)", path, saved.get("preset", "no preset"))
 
@@ -451,8 +457,7 @@ def _init_from(task: Task, model: nn.Module, path: str) -> None:
 def _resume(task: Task, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path,
             metrics_file: Path, d: Dist) -> tuple[int, list[float], list[dict[str, Any]]]:
     """Load a training checkpoint into ``model`` and ``opt``; return (step, logging window, metrics history)."""
-    expected = task.checkpoint_config().get("task")
-    read_config(ckpt_dir, task=expected if isinstance(expected, str) else None)
+    read_config(ckpt_dir, task=_checkpoint_task(task))
     tensors, meta = load_trainer_state(ckpt_dir)
     saved = meta.get("train_config") or {}
     for key in ("seed", "batch_size"):  # these define the data order; changing them cannot continue the same run

@@ -62,7 +62,7 @@ class ModelConfig:
     f_dropout: tuple[float, ...] = (0.0, 0.5)
     reduce: str = "sum"
     aggregate_norm: str = ""  # "" or "layer"
-    hidden_norm: str = ""  # "" (paper) | layer | batch: a norm between each hidden Linear of g and f and its ReLU
+    hidden_norm: str = ""  # "" (paper) | layer | batch: a norm before each hidden ReLU (of g and f, or of the MLP)
     mask_background: bool = False  # rn: leave out the grid cells whose 15x15 pixels are all background (white)
     reconstruct: float = 0.0  # rn/mlp: weight of an auxiliary loss: each cell redraws its own pixel block (0 = off)
 
