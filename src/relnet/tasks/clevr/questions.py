@@ -112,6 +112,15 @@ class _SceneIndex:
                 if v:
                     m &= self.value_mask[a][v]
             self.combos.append((combo, m))
+        self._allowed: dict[tuple[bool, ...], list[tuple[tuple[str, ...], int, int]]] = {}
+
+    def allowed_combos(self, nulls: tuple[bool, ...]) -> list[tuple[tuple[str, ...], int, int]]:
+        """(combo, mask, how many values it names) for the combos that leave every NULL parameter empty."""
+        got = self._allowed.get(nulls)
+        if got is None:
+            got = self._allowed[nulls] = [(combo, m, sum(map(bool, combo))) for combo, m in self.combos
+                                          if not any(v and nl for v, nl in zip(combo, nulls))]
+        return got
 
 
 @dataclass
@@ -167,16 +176,13 @@ class _Search:
             elif c["type"] != "NULL":
                 raise ValueError(f"unknown constraint type {c['type']!r} in {template['template_filename']}")
 
-    # -- candidates for a node with side inputs: list of (assignment dict, output) -----------------------------
+    # -- candidates for a node with side inputs: (assignment dict, output, object-set key, values named) ---------
     def _filter_candidates(self, params: list[str], base: int, kind: str):
         """Filter ``base`` by every allowed combination; kind in set/unique/count/exist."""
-        nulls = [p in self.null for p in params]
         out = []
-        for combo, m in self.idx.combos:
-            if any(v and nl for v, nl in zip(combo, nulls)):
-                continue
+        for combo, m, named in self.idx.allowed_combos(tuple(p in self.null for p in params)):
             res = base & m
-            if any(combo) and res == base:
+            if named and res == base:
                 continue  # a filter that names a value but removes nothing is redundant
             if kind == "unique":
                 if res == 0 or res & (res - 1):
@@ -188,11 +194,11 @@ class _Search:
                 value = res != 0
             else:
                 value = res
-            out.append((dict(zip(params, combo)), value, res))
+            out.append((dict(zip(params, combo)), value, res, named))
         return out
 
-    def _candidates(self, node: dict, args: list) -> list[tuple[dict, Any, int]]:
-        """(assignment, output, object-set key) for every allowed parameter choice of ``node``."""
+    def _candidates(self, node: dict, args: list) -> list[tuple[dict, Any, int, int]]:
+        """(assignment, output, object-set key, attribute values named) for every allowed parameter choice."""
         t = node["type"]
         side = node["side_inputs"]
         if t in _FILTER_TYPES:
@@ -203,16 +209,16 @@ class _Search:
                     "relate_filter_exist": "exist"}[t]
             out = []
             for r in relations():
-                for assign, value, key in self._filter_candidates(side[1:], self.idx.rel[r][args[0]], kind):
+                for assign, value, key, named in self._filter_candidates(side[1:], self.idx.rel[r][args[0]], kind):
                     assign[side[0]] = r
-                    out.append((assign, value, key))
+                    out.append((assign, value, key, named))
             return out
         if t == "relate":
-            return [({side[0]: r}, self.idx.rel[r][args[0]], self.idx.rel[r][args[0]]) for r in relations()]
+            return [({side[0]: r}, self.idx.rel[r][args[0]], self.idx.rel[r][args[0]], 0) for r in relations()]
         if t.startswith("filter_") and t[7:] in ATTRIBUTES:  # single-attribute filter, value from a parameter
             a = t[7:]
             outs = [({side[0]: v}, args[0] & self.idx.value_mask[a][v]) for v in attribute_values()[a]]
-            return [(asg, m, m) for asg, m in outs if m != args[0]]
+            return [(asg, m, m, 1) for asg, m in outs if m != args[0]]
         raise ValueError(f"template node type {t!r} with side inputs is not supported")
 
     def _plain(self, t: str, args: list) -> Any:
@@ -269,8 +275,8 @@ class _Search:
             # group by output (and by object set where an OUT_NEQ constraint looks at this node)
             by_out: dict[Any, list] = {}
             exact = k in self.neq_nodes
-            for a, v, key in self._candidates(node, args):
-                by_out.setdefault((v, key) if exact else v, [v, key, []])[2].append(a)
+            for a, v, key, named in self._candidates(node, args):
+                by_out.setdefault((v, key) if exact else v, [v, key, []])[2].append((a, named))
             groups = list(by_out.values())
             order = self.rng.permutation(len(groups))
             choices = [(self._pick(groups[i][2]), groups[i][0], groups[i][1]) for i in order]
@@ -284,11 +290,13 @@ class _Search:
                 return None
         return None
 
-    def _pick(self, assigns: list[dict]) -> dict:
-        """One description: a random number of named values, then a random assignment with that many."""
+    def _pick(self, assigns: list[tuple[dict, int]]) -> dict:
+        """One description: a random number of named values, then a random assignment with that many.
+
+        ``assigns``: (assignment, how many attribute values it names; relations are not counted)."""
         by_k: dict[int, list[dict]] = {}
-        for a in assigns:
-            by_k.setdefault(sum(1 for p, v in a.items() if v and not p.startswith("<R")), []).append(a)
+        for a, named in assigns:
+            by_k.setdefault(named, []).append(a)
         ks = sorted(by_k)
         group = by_k[ks[int(self.rng.integers(len(ks)))]]
         return group[int(self.rng.integers(len(group)))]
