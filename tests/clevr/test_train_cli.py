@@ -137,6 +137,18 @@ def test_show_config(capsys):
     assert cfg["train"]["schedule"] == "step" and cfg["model"]["input"] == "pixels" and cfg["lr_double_epochs"] == 20
 
 
+def test_steps_given_win_over_the_presets_epochs(capsys):
+    # the fast preset sizes its run in epochs; an explicit step count must not be replaced once data is loaded
+    assert main(["train", "clevr", "--show-config", "--train.steps=45000", "--train.warmup_steps=1000"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["epochs"] == 0 and cfg["warmup_epochs"] == 0
+    assert cfg["train"]["steps"] == 45000 and cfg["train"]["warmup_steps"] == 1000
+    assert main(["train", "clevr", "--show-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] > 0
+    assert main(["train", "clevr", "--show-config", "--train.steps=10", "--epochs=2"]) == 2
+    assert "both set the same length" in capsys.readouterr().err
+
+
 def test_reproduce_writes_the_report_and_reuses_data(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["reproduce", "clevr", "--data", "gen", "--train-scenes", "4", "--val-scenes", "3",

@@ -3,14 +3,14 @@ budgets of the baselines, permutation equivariance, whitening, metrics against h
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from relnet.tasks.physics import sim
-from relnet.tasks.physics.model import ModelConfig, build_model, count_parameters, pair_distances, pair_features, preset
-from relnet.tasks.physics.task import (SYMMETRIES, Scenes, connection_metrics, count_metrics, predict, symmetry_view,
-                                        task_loss)
+from relnet.tasks.physics.model import (DataConfig, ModelConfig, build_model, count_parameters, pair_distances,
+                                         pair_features, preset)
+from relnet.tasks.physics.task import (SYMMETRIES, PhysicsTask, Scenes, connection_metrics, count_metrics, predict,
+                                        symmetry_view, task_loss)
 
 SMALL = dict(g_dims=(32, 32), f_dims=(32,))
 
@@ -306,6 +306,31 @@ def test_symmetry_views_keep_distances_and_colours(tiny_scenes):
         torch.testing.assert_close(v[..., 2 * T:], x[..., 2 * T:])  # colours
     assert len({tuple(v.flatten()[:200].tolist()) for v in views}) == SYMMETRIES  # 16 different views
     torch.testing.assert_close(views[0], x)
+
+
+def test_one_view_per_scene_matches_the_single_views(tiny_scenes):
+    x = tiny_scenes.objects[:SYMMETRIES]
+    k = torch.randperm(SYMMETRIES)  # scene s in view k[s]
+    expected = torch.stack([symmetry_view(x[s:s + 1], int(k[s]))[0] for s in range(SYMMETRIES)])
+    torch.testing.assert_close(symmetry_view(x, k), expected, rtol=0, atol=0)
+    torch.testing.assert_close(symmetry_view(x, torch.zeros(SYMMETRIES, dtype=torch.long)), x, rtol=0, atol=0)
+
+
+def test_augmented_training_batches_keep_labels_and_follow_the_generator(tmp_path):
+    cfg = preset("fast", "connections", "rn")
+    cfg.data = DataConfig(train_scenes=40, val_scenes=0, root=str(tmp_path), augment=True)
+    task = PhysicsTask(cfg, progress=False)
+    idx = torch.arange(40)
+    x, edges, systems = task.batch(idx, train=True, generator=torch.Generator().manual_seed(3))
+    x0, edges0, systems0 = task.train_set.batch(idx)
+    assert torch.equal(edges, edges0) and torch.equal(systems, systems0)
+    assert not torch.equal(x, x0)  # some scenes were turned
+    again = task.batch(idx, train=True, generator=torch.Generator().manual_seed(3))[0]
+    assert torch.equal(x, again)
+    # each scene is one of its own 16 views
+    assert all(any(torch.equal(x[s], symmetry_view(x0[s:s + 1], k)[0]) for k in range(SYMMETRIES)) for s in range(40))
+    cfg.data.augment = False
+    assert torch.equal(task.batch(idx, train=True, generator=torch.Generator().manual_seed(3))[0], x0)
 
 
 def test_predict_with_symmetries_averages_the_views(tiny_scenes):

@@ -58,7 +58,9 @@ reversal, which leave every label unchanged) is available for evaluation only (`
 --symmetries``, :func:`relnet.tasks.physics.task.symmetry_view`) and is not used in training or in the headline
 figures: on the shipped connections model it moves scenes with every connection right from 94.0% / 94.4% to
 95.3% / 95.2% (60,000-step model: 93.9% / 94.2% to 94.6% / 95.1%); on the earlier two-round model from 88.0% to
-88.3-89.0%. ``relnet reproduce physics --symmetries`` reports both.
+88.3-89.0%. ``relnet reproduce physics --symmetries`` reports both. The same views can serve as training-time augmentation
+(``--data.augment=true``: each training scene in a random one of its 16 views, drawn from the loop's seeded
+augmentation generator, so resume stays exact); off in every preset.
 
 Pair features (``pair_features``, **a deviation**, RN only): g also reads, for each pair, the distance between the
 two balls in each frame and their relative acceleration along the line between them (:func:`pair_features`). Both
@@ -115,6 +117,7 @@ class DataConfig:
     val_scenes: int = 2_000
     seed: int = 0  # the simulator's seed; train and val are different streams of it
     root: str = ""  # cache root; "" = $RELNET_DATA or ./data
+    augment: bool = False  # train on each scene in a random one of its 16 symmetric views (task.symmetry_view)
 
 
 @dataclass

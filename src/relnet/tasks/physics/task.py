@@ -103,22 +103,24 @@ def count_metrics(predicted_systems: Tensor, systems: Tensor, n_balls: int = sim
 SYMMETRIES = 16
 
 
-def symmetry_view(objects: Tensor, k: int) -> Tensor:
+def symmetry_view(objects: Tensor, k: int | Tensor) -> Tensor:
     """View ``k`` (0..15) of scenes under the task's symmetries, which leave every label unchanged: bit 0 reverses
     time (the dynamics are conservative and the walls elastic), bit 1 swaps x and y, bits 2 and 3 mirror x and y
-    (the table is a square centred on 0). Objects ``(..., N, 2T + 3)`` in :func:`sim.objects`'s layout."""
-    if k == 0:
-        return objects
+    (the table is a square centred on 0). Objects ``(..., N, 2T + 3)`` in :func:`sim.objects`'s layout.
+
+    ``k`` is one view for all scenes, or a tensor of one view per scene (its shape the leading dims of ``objects``,
+    e.g. ``(S,)`` for ``(S, N, 2T + 3)``): training-time augmentation draws one per scene."""
+    if isinstance(k, int):
+        if k == 0:
+            return objects
+        k = torch.tensor(k)
+    k = k.to(objects.device).reshape(k.shape + (1,) * (objects.dim() - k.dim()))  # broadcast over N and features
     T = (objects.shape[-1] - 3) // 2
     xs, ys, rest = objects[..., :T], objects[..., T : 2 * T], objects[..., 2 * T :]
-    if k & 1:
-        xs, ys = xs.flip(-1), ys.flip(-1)
-    if k & 2:
-        xs, ys = ys, xs
-    if k & 4:
-        xs = -xs
-    if k & 8:
-        ys = -ys
+    reverse, swap, mirror_x, mirror_y = ((k & bit) != 0 for bit in (1, 2, 4, 8))
+    xs, ys = torch.where(reverse, xs.flip(-1), xs), torch.where(reverse, ys.flip(-1), ys)
+    xs, ys = torch.where(swap, ys, xs), torch.where(swap, xs, ys)
+    xs, ys = torch.where(mirror_x, -xs, xs), torch.where(mirror_y, -ys, ys)
     return torch.cat([xs, ys, rest], dim=-1)
 
 
@@ -184,7 +186,10 @@ class PhysicsTask:
         return len(self.train_set)
 
     def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
-        return self.train_set.batch(indices)
+        x, edges, systems = self.train_set.batch(indices)
+        if train and self.cfg.data.augment:  # each scene in a random one of its label-preserving views
+            x = symmetry_view(x, torch.randint(SYMMETRIES, (len(x),), generator=generator))
+        return x, edges, systems
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, edges, systems = batch
