@@ -51,7 +51,9 @@ Full runs (30,000 steps, the `fast` preset; reports/physics.md, 4,000 fresh test
 89.8% of scenes with every connection right, counting 96.9% -> 97.6%, from adding edge memory to two rounds.
 Three rounds with edge memory (the preset for connections): 92.4% (seed 7: 93.1% vs 87.7% for the old model);
 resumed to 60,000 steps over 600,000 scenes: 93.9% (seed 7: 94.2%); resumed again to 90,000 steps (the shipped
-model; validation 94.45% -> 94.55%): 94.0% (seed 7: 94.4%).
+model until session 11, now ``checkpoints/physics/connections_stage1``; validation 94.45% -> 94.55%): 94.0% (seed
+7: 94.4%); continued 20,000 steps with ``--data.augment`` (the shipped model, reports/physics_augment.md): 94.55%
+(seed 7: 94.75%).
 
 Test-time averaging over the task's 16 symmetries (the square table's rotations and reflections, and time
 reversal, which leave every label unchanged) is available for evaluation only (``relnet eval physics
