@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# The demo takes ~4 minutes on 2 cores (213 s measured from a fresh clone, install included): the shipped CNN+RN
+# The demo takes ~4.5 minutes on 2 cores (268 s measured from a fresh clone, install included): the shipped CNN+RN
 # and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the state-description RN trained from
 # scratch, evaluated and reported (runs/demo/).
 demo: install
