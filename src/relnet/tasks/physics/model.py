@@ -61,8 +61,8 @@ reversal, which leave every label unchanged) is available at evaluation (``relne
 shipped connections model it moves scenes with every connection right from 94.55% / 94.75% to 95.4% / 95.45%; on
 the stage-1 model from 94.0% / 94.4% to 95.3% / 95.2% (60,000-step model: 93.9% / 94.2% to 94.6% / 95.1%); on
 the earlier two-round model from 88.0% to 88.3-89.0%. ``relnet reproduce physics --symmetries`` reports both. The
-same views can serve as training-time augmentation (``--data.augment=true``: each training scene in a random one of its 16 views, drawn from the loop's seeded
-augmentation generator, so resume stays exact); off in every preset.
+same views can serve as training-time augmentation (``--data.augment=true``: each training scene in a random one
+of its 16 views, drawn from the loop's seeded augmentation generator, so resume stays exact); off in every preset.
 
 Pair features (``pair_features``, **a deviation**, RN only): g also reads, for each pair, the distance between the
 two balls in each frame and their relative acceleration along the line between them (:func:`pair_features`). Both
