@@ -187,6 +187,11 @@ def add_training_commands(verbs: dict) -> None:
     p.set_defaults(func=run_reproduce, accepts_overrides=True)
 
 
+# (a schedule length in steps, the same length in epochs) pairs of the CLEVR run config
+STEP_EPOCH_KEYS = (("train.steps", "epochs"), ("train.warmup_steps", "warmup_epochs"),
+                   ("train.step_every", "lr_double_epochs"))
+
+
 def resolve_config(input: str, model: str, preset_name: str, data: str | None, overrides: list[str]):
     from relnet.tasks.clevr.model import preset
     from relnet.train.config import apply_overrides
@@ -194,20 +199,16 @@ def resolve_config(input: str, model: str, preset_name: str, data: str | None, o
     cfg = preset(preset_name, input, model)
     if data is not None:
         cfg.data.root = str(data)
+    cfg = apply_overrides(cfg, overrides)
     # A preset may size its schedule in epochs; a count of steps given on the command line wins over the preset's
     # epochs (instead of being silently replaced once the data is loaded); both at once are contradictory.
-    given = dict(item[2:].split("=", 1) for item in overrides if item.startswith("--") and "=" in item)
+    given = {item[2:].split("=", 1)[0] for item in overrides}  # well-formed: apply_overrides checked them
     for steps, epochs in STEP_EPOCH_KEYS:
-        if steps in given and epochs in given and given[epochs].strip() not in ("0", "0.0"):
-            raise UserError(f"--{steps} and --{epochs} both set the same length; give one of them")
         if steps in given:
+            if epochs in given and getattr(cfg, epochs) > 0:
+                raise UserError(f"--{steps} and --{epochs} both set the same length; give one of them")
             setattr(cfg, epochs, 0.0)
-    return apply_overrides(cfg, overrides)
-
-
-# (a schedule length in steps, the same length in epochs) pairs of the CLEVR run config
-STEP_EPOCH_KEYS = (("train.steps", "epochs"), ("train.warmup_steps", "warmup_epochs"),
-                   ("train.step_every", "lr_double_epochs"))
+    return cfg
 
 
 def train_one(cfg, out, *, resume: bool, progress: bool = True):
