@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Prepared GPU run (see the device tool): bAbI joint-training variants side by side on one GPU, to see which of them
+# learns the tasks the CPU model fails (3, 16, 17, 19). Diagnostic unless a report says otherwise. Each line of
+# VARIANTS is "name override override ..." (on top of `--preset fast`). Writes logs.tgz (every run's log and
+# metrics) and ckpt-NAME.tgz (each run's last checkpoint: model weights and config only) under $OUT, and prints
+# every run's last evaluation: overall accuracy, tasks passed and the failing tasks.
+# Usage (repo root, the en-10k folder copied to DATA): OUT=/tmp/out DATA=.babi/en-10k STEPS=12000 LIMIT=400 \
+#   VARIANTS=$'b256 --train.batch_size=256\nbn --model.hidden_norm=batch' bash scripts/device_babi_variants.sh
+STEPS=${STEPS:-12000}
+EVAL=${EVAL:-1000}
+LIMIT=${LIMIT:-400}
+DATA=${DATA:-.babi/en-10k}
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/device_out}
+PY=${PY:-python3}
+mkdir -p "$OUT/runs"
+{ nvidia-smi -L; nproc; $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())"; } \
+  > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+names=()
+while read -r name overrides; do
+  [ -z "$name" ] && continue
+  names+=("$name")
+  # shellcheck disable=SC2086  # the overrides are meant to split into words
+  OMP_NUM_THREADS=2 timeout "$LIMIT" $PY -m relnet train babi --preset fast --data "$DATA" --quiet \
+    --out "$OUT/runs/$name" --train.steps=$STEPS --train.eval_every=$EVAL --train.checkpoint_every=$EVAL \
+    $overrides > "$OUT/runs/$name.log" 2>&1 &
+done <<< "$VARIANTS"
+wait
+for n in "${names[@]}"; do
+  d="$OUT/runs/$n"
+  [ -f "$d/metrics.jsonl" ] && cp "$d/metrics.jsonl" "$OUT/runs/$n.jsonl"
+  [ -f "$d/checkpoint/model.safetensors" ] && \
+    tar czf "$OUT/ckpt-$n.tgz" -C "$d" checkpoint/config.json checkpoint/model.safetensors config.json
+done
+(cd "$OUT" && tar czf logs.tgz env.txt runs/*.log runs/*.jsonl && rm -rf runs)
+for n in "${names[@]}"; do
+  echo "== $n"
+  tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
+rows = [json.loads(line) for line in sys.stdin]
+for d in rows[-3:]:
+    fails = ' '.join(k for k, v in d['by_task'].items() if v <= 0.95)
+    print(f\"step {d['step']} {d['elapsed']:.0f}s acc {d['accuracy']:.4f} passed {d['passed']} fails {fails}\")"
+  tar xzf "$OUT/logs.tgz" -O "runs/$n.log" 2>/dev/null | tr '\r' '\n' | grep -v '^ *$' | tail -2
+done
