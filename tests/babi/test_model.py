@@ -64,6 +64,8 @@ def test_paper_preset_sizes():
     assert cfg.train.lr == 2e-4 and cfg.train.optimizer == "adam"
     fast = preset("fast")
     assert fast.model.share_embedding and fast.model.pairs == "unordered" and fast.model.g_dims == cfg.model.g_dims
+    # the shipped model's recipe (reports/babi_bn256.md): BatchNorm in g and f, batch 256, cosine over 28,000 steps
+    assert fast.model.hidden_norm == "batch" and fast.train.batch_size == 256 and fast.train.steps == 28_000
 
 
 # ------------------------------------------------------------------------------------------- de-duplication
