@@ -4,19 +4,20 @@
 # VARIANTS is "name override override ..." (on top of `--preset fast`). Writes logs.tgz (every run's log and
 # metrics) and ckpt-NAME.tgz (each run's last checkpoint: model weights and config only) under $OUT, and prints
 # every run's last evaluation: overall accuracy, tasks passed and the failing tasks.
-# Usage (repo root, the en-10k folder copied to DATA): OUT=/tmp/out DATA=.babi/en-10k STEPS=12000 LIMIT=400 \
+# Usage (repo root; DATA: a copy of ../shared/data/babi inside the repo, named in the device tool's carry, since
+# task 3's files are outside en-10k/): OUT=/tmp/out DATA=.babi/babi STEPS=12000 LIMIT=400 \
 #   VARIANTS=$'b256 --train.batch_size=256\nbn --model.hidden_norm=batch' bash scripts/device_babi_variants.sh
 STEPS=${STEPS:-12000}
 EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-400}
-DATA=${DATA:-.babi/en-10k}
+DATA=${DATA:-.babi/babi}
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/device_out}
 PY=${PY:-python3}
 mkdir -p "$OUT/runs"
-{ nvidia-smi -L; nproc; $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())"; } \
-  > "$OUT/env.txt" 2>&1
+{ nvidia-smi -L; nproc
+  $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 names=()
 while read -r name overrides; do

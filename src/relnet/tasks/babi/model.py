@@ -32,9 +32,9 @@ tasks whose answer needs three facts (3, 16). First probe, task 16 alone (9,000 
 `--data.tasks=16 --train.steps=2800`): validation 47.1% with one round at step 2,800 and 48.3% with two at step
 1,400, where it was stopped, both at the "guess the common colour" plateau; not yet tried in joint training.
 
-``hidden_norm="batch"`` (**a deviation**, on in ``fast``, off in ``paper``; moon1ite's 17/20 reproduction has it): a BatchNorm
-between every hidden Linear of g and f and its ReLU, its statistics over the batch's real sentence pairs only. Task 19
-(path finding; probes in `runs/babiprobe`, `--data.tasks=...`, batch 64, constant rate):
+``hidden_norm="batch"`` (**a deviation**, on in ``fast``, off in ``paper``; moon1ite's 17/20 reproduction has it): a
+BatchNorm between every hidden Linear of g and f and its ReLU, its statistics over the batch's real sentence pairs
+only. Task 19 (path finding; probes in `runs/babiprobe`, `--data.tasks=...`, batch 64, constant rate):
 
 * task 19 alone, lr 2e-4, 2,800 steps (20 epochs): validation 10.5% without a norm, 12.3% with BatchNorm, 12.4% with
   LayerNorm (chance 1/12). Continued with BatchNorm, training accuracy reached 93% by step 4,600 while validation
