@@ -11,13 +11,8 @@ STEPS=${STEPS:-12000}
 EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-400}
 DATA=${DATA:-.babi/babi}
-set -u
-export PYTHONPATH=src PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/device_out}
-PY=${PY:-python3}
+source "$(dirname "$0")/device_prelude.sh"
 mkdir -p "$OUT/runs"
-{ nvidia-smi -L; nproc
-  $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())"; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 names=()
 while read -r name overrides; do

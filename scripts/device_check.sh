@@ -4,7 +4,8 @@
 # Usage (repo root): OUT=/tmp/out STEPS=30000 bash scripts/device_check.sh
 STEPS=${STEPS:-30000}
 EVAL=${EVAL:-2000}
-source "$(dirname "$0")/device_prelude.sh"  # also generates the data once, before the runs start sharing it
+source "$(dirname "$0")/device_prelude.sh"
+soc_data  # once, before the runs start sharing the cache
 mkdir -p "$OUT/runs"
 cat "$OUT/env.txt"
 

@@ -1,5 +1,6 @@
-# Sourced (not run) by the prepared GPU scripts (see the device tool): the shared environment, $OUT and $PY,
-# what the machine is ($OUT/env.txt), and the Sort-of-CLEVR cache, generated once before the runs share it.
+# Sourced (not run) by the prepared GPU scripts (see the device tool): the shared environment, $OUT and $PY, and
+# what the machine is ($OUT/env.txt). Scripts that train Sort-of-CLEVR then generate its cache once (soc_data),
+# before their runs share it.
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/device_out}
@@ -8,4 +9,4 @@ mkdir -p "$OUT"
 nvidia-smi -L > "$OUT/env.txt" 2>&1
 $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())" \
   >> "$OUT/env.txt" 2>&1
-$PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1
+soc_data() { $PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1; }

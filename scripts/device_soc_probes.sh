@@ -6,6 +6,7 @@ export OMP_NUM_THREADS=1
 STEPS=${STEPS:-20000}
 LIMIT=${LIMIT:-360}
 source "$(dirname "$0")/device_prelude.sh"
+soc_data  # once, before the runs start sharing the cache
 probe() {  # name, then probe flags
   local name=$1; shift
   timeout "$LIMIT" $PY scripts/soc_head_probe.py --device cuda --steps "$STEPS" --eval-every 1000 "$@" \

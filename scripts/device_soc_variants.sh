@@ -8,6 +8,7 @@ STEPS=${STEPS:-15000}
 EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-270}
 source "$(dirname "$0")/device_prelude.sh"
+soc_data  # once, before the runs start sharing the cache
 mkdir -p "$OUT/runs"
 names=()
 while read -r name overrides; do
