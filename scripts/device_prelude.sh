@@ -10,3 +10,19 @@ nvidia-smi -L > "$OUT/env.txt" 2>&1
 $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.is_available())" \
   >> "$OUT/env.txt" 2>&1
 soc_data() { $PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1; }
+# launch_variants CMD ARG...: for each line "name override override ..." of $VARIANTS, run
+# `CMD ARG... --out $OUT/runs/NAME override...` in the background under `timeout $LIMIT` (OMP_NUM_THREADS=$THREADS,
+# default 2; output in $OUT/runs/NAME.log), then wait for all of them. Sets the array `names`.
+launch_variants() {
+  mkdir -p "$OUT/runs"
+  names=()
+  local name overrides
+  while read -r name overrides; do
+    [ -z "$name" ] && continue
+    names+=("$name")
+    # shellcheck disable=SC2086  # the overrides are meant to split into words
+    OMP_NUM_THREADS=${THREADS:-2} timeout "$LIMIT" "$@" --out "$OUT/runs/$name" $overrides \
+      > "$OUT/runs/$name.log" 2>&1 &
+  done <<< "$VARIANTS"
+  wait
+}

@@ -159,8 +159,13 @@ def read_config(path: str | os.PathLike, *, task: str | None = None) -> dict[str
     return config
 
 
-def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "model.safetensors") -> None:
-    """Load ``model.safetensors`` strictly; any missing, unexpected or mis-shaped tensor is a one-line UserError."""
+def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "model.safetensors", *,
+                 allow_missing: bool = False) -> list[str]:
+    """Load ``model.safetensors`` strictly; any missing, unexpected or mis-shaped tensor is a one-line UserError.
+
+    ``allow_missing``: tensors of the model that the file lacks keep their current values (a model grown from a
+    smaller one, e.g. with a round added); they are returned. Unexpected or mis-shaped tensors are still errors.
+    """
     file = Path(path) / name
     if not file.is_file():
         raise UserError(f"checkpoint {path}: {name} is missing")
@@ -171,13 +176,14 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "m
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
+    if (missing and not allow_missing) or unexpected:
         raise UserError(f"checkpoint {file} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     for k, v in state.items():
         if v.shape != own[k].shape:
             raise UserError(f"checkpoint {file} does not fit the model: {k} has shape {tuple(v.shape)}, "
                             f"the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not allow_missing)
+    return missing
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -292,6 +292,41 @@ def test_three_rounds_with_edge_memory_match_naive_loop_and_stay_equivariant():
     assert torch.allclose(m(x[:, perm]), out[:, perm][:, :, perm], atol=1e-5)
 
 
+def test_gated_rounds_add_to_the_round_before_and_start_as_the_smaller_model():
+    # a gated round r: h <- h + a_r g_r([o_i; c_i], [o_j; c_j], [e_ij; h_ij]), a_r = 0 at initialisation
+    torch.manual_seed(5)
+    kw = dict(readout="pair", pair_features="distance", edge_memory=True)
+    base, grown = small(rounds=2, **kw), small(rounds=4, gated_rounds=2, **kw)
+    missing = set(grown.state_dict()) - set(base.state_dict())
+    assert missing and all(k.startswith(("net.later.", "net.round_gates")) for k in missing)
+    grown.load_state_dict(base.state_dict(), strict=False)
+    x = torch.randn(2, 10, 35)
+    assert torch.equal(grown(x), base(x))  # the new rounds add nothing until their gates open
+
+    with torch.no_grad():
+        grown.net.round_gates.copy_(torch.tensor([0.7, -0.3]))
+    net = grown.net
+    e = (pair_distances(x) - grown.pair_mean) @ grown.pair_proj
+
+    def layer(first, rest, rows, pairs):
+        return torch.stack([torch.stack([torch.stack([
+            rest(torch.relu(first(torch.cat([rows[b, i], rows[b, j], pairs[b, i, j]])))) for j in range(10)])
+            for i in range(10)]) for b in range(2)])  # (B, N, N, G)
+
+    h = layer(net.g_in, net.g_rest, x, e)
+    h = layer(net.g2_in, net.g2_rest, torch.cat([x, net.context_norm(h.mean(2))], -1), torch.cat([e, h], -1))
+    for gate, r in zip((0.7, -0.3), net.later):
+        h = h + gate * layer(r["g_in"], r["g_rest"], torch.cat([x, r["norm"](h.mean(2))], -1), torch.cat([e, h], -1))
+    want = net.edge(h).squeeze(-1)
+    out = grown(x)
+    assert torch.allclose(out, want, atol=1e-4)
+    perm = torch.randperm(10)
+    assert torch.allclose(grown(x[:, perm]), out[:, perm][:, :, perm], atol=1e-5)
+    for bad in (2, -1):
+        with pytest.raises(ValueError, match="gated_rounds"):
+            small(rounds=2, gated_rounds=bad, **kw)
+
+
 def test_symmetry_views_keep_distances_and_colours(tiny_scenes):
     x = tiny_scenes.objects[:8]  # (S, N, 35)
     T = 16

@@ -257,6 +257,16 @@ def test_prefix_does_not_depend_on_n(monkeypatch):
     assert not np.array_equal(long["positions"][:16], long["positions"][16:32])  # blocks differ
 
 
+def test_worker_processes_simulate_the_same_scenes(monkeypatch):
+    monkeypatch.setattr(sim, "BLOCK_SIZE", 8)  # five blocks, cheaply; the workers get the block size with each job
+    one = simulate(SHORT, 37, seed=(4, 1))
+    many = simulate(SHORT, 37, seed=(4, 1), workers=3)
+    for key in one:
+        np.testing.assert_array_equal(one[key], many[key])
+    with pytest.raises(ValueError, match="workers"):
+        simulate(SHORT, 3, workers=0)
+
+
 # ------------------------------------------------------------------------------------------------------------ objects
 
 

@@ -104,6 +104,27 @@ def test_eval_refuses_the_wrong_task_and_bad_options(trained, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def test_a_round_grown_onto_a_trained_model_needs_init_partial(trained, tmp_path, capsys):
+    root, runs = trained  # the tiny connections RN has the fast preset's 3 rounds
+    grow = ["train", "physics", "--task", "connections", "--quiet", f"--data.root={root / 'data'}", *TINY,
+            "--train.steps=2", "--train.eval_every=2", f"--train.init_from={runs['connections']}",
+            "--model.rounds=4", "--model.gated_rounds=1", "--out"]
+    capsys.readouterr()
+    assert main([*grow, str(tmp_path / "strict")]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err and "net.later.1" in err and "Traceback" not in err
+    assert main([*grow, str(tmp_path / "grown"), "--train.init_partial=true"]) == 0
+    start = load_model(runs["connections"])[0].state_dict()
+    grown = load_model(tmp_path / "grown" / "checkpoint")[0]
+    assert grown.net.rounds == 4 and grown.net.round_gates.abs().item() > 0  # trained from 0
+    assert not torch.equal(grown.state_dict()["net.g_in.weight"], start["net.g_in.weight"])  # trained on
+    # unexpected tensors stay an error with init_partial: a 4-round checkpoint cannot start a 3-round model
+    assert main(["train", "physics", "--task", "connections", "--quiet", f"--data.root={root / 'data'}", *TINY,
+                 "--train.steps=1", f"--train.init_from={tmp_path / 'grown' / 'checkpoint'}",
+                 "--train.init_partial=true", "--out", str(tmp_path / "shrunk")]) == 2
+    assert "unexpected" in capsys.readouterr().err
+
+
 def test_reproduce_writes_report_picture_and_ships(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "physics", "--tasks", "connections,count", "--models", "rn,mlp", "--quiet", "--ship",

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     init_from: str = ""  # start from these weights (a checkpoint folder); optimiser and schedule start fresh
+    init_partial: bool = False  # init_from may lack some of the model's tensors (a grown model); they keep their init
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:

@@ -302,7 +302,7 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     elif resume and not cfg.init_from:
         log.info("no checkpoint in %s: starting from scratch", ckpt_dir)
     if start_step == 0 and cfg.init_from:
-        _init_from(task, model, cfg.init_from)
+        _init_from(task, model, cfg.init_from, partial=cfg.init_partial)
     if d.world > 1:  # every process must resume from the same step (a run folder not shared between nodes would not)
         steps = torch.tensor([start_step, -start_step], dtype=torch.int64, device=d.device)
         dist.all_reduce(steps, op=dist.ReduceOp.MAX)
@@ -447,11 +447,13 @@ def _checkpoint_task(task: Task) -> str | None:
     return expected if isinstance(expected, str) else None
 
 
-def _init_from(task: Task, model: nn.Module, path: str) -> None:
-    """``--train.init_from``: load a checkpoint's weights (same task, same architecture) before step 0."""
+def _init_from(task: Task, model: nn.Module, path: str, *, partial: bool = False) -> None:
+    """``--train.init_from``: load a checkpoint's weights (same task, same architecture, or with ``partial`` a
+    model that has tensors the checkpoint lacks, which keep their initialisation) before step 0."""
     saved = read_config(path, task=_checkpoint_task(task))
-    load_weights(path, model)
-    log.info("initialised from %s (%s)", path, saved.get("preset", "no preset"))
+    missing = load_weights(path, model, allow_missing=partial)
+    log.info("initialised from %s (%s)%s", path, saved.get("preset", "no preset"),
+             f"; {len(missing)} tensors not in it keep their initialisation: {', '.join(missing)}" if missing else "")
 
 
 def _resume(task: Task, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path,

@@ -88,6 +88,7 @@ class DataConfig:
     root: str = ""  # the bAbI folder (--data); holds qaN_*_{train,test}.txt, possibly in en-10k/ etc.
     valid_fraction: float = 0.1  # last 10% of each task's stories are the validation split
     tasks: tuple[int, ...] = ()  # train on these tasks only; () = every task found
+    augment: tuple[int, ...] = ()  # rename words in these tasks' training questions (relnet.tasks.babi.augment)
 
 
 @dataclass

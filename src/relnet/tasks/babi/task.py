@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
 from relnet.tasks.babi import data as babi
+from relnet.tasks.babi.augment import Renamer
 from relnet.tasks.babi.model import ModelConfig, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
 from relnet.train.device import model_device, to_device
@@ -108,20 +109,26 @@ class BabiTask:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.vocab, self.train_set, self.valid_set = load_splits(cfg)
+        self.renamer = (Renamer(self.vocab.words, self.vocab.answers, cfg.data.augment)
+                        if cfg.data.augment else None)
 
     def build_model(self) -> nn.Module:
         return build_model(self.cfg.model, self.vocab)
 
     def checkpoint_config(self) -> dict[str, Any]:
         return {"task": TASK, "model": to_dict(self.cfg.model), "preset": self.cfg.preset,
-                "data": {"valid_fraction": self.cfg.data.valid_fraction, "tasks": list(self.cfg.data.tasks)},
+                "data": {"valid_fraction": self.cfg.data.valid_fraction, "tasks": list(self.cfg.data.tasks),
+                         "augment": list(self.cfg.data.augment)},
                 "vocab": self.vocab.to_json()}
 
     def train_size(self) -> int:
         return len(self.train_set)
 
     def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
-        return self.train_set.batch(indices)
+        story, story_len, question, question_len, answer = self.train_set.batch(indices)
+        if train and self.renamer is not None:
+            story, question, answer = self.renamer(story, question, answer, self.train_set.task[indices], generator)
+        return story, story_len, question, question_len, answer
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         story, story_len, question, question_len, answer = batch

@@ -1,6 +1,6 @@
 """Physics subcommands: ``relnet data|train|eval|reproduce physics``.
 
-    relnet data physics [--scenes K] [--seed S] [--split train|val|test] [--out DIR]
+    relnet data physics [--scenes K] [--seed S] [--split train|val|test] [--out DIR] [--workers W]
     relnet train physics --task connections|count --model rn|mlp [--preset fast|paper] [--out RUN] [--resume]
     relnet eval physics --task connections|count --checkpoint PATH [--seed S --scenes K] [--json]
     relnet reproduce physics [--tasks connections,count] [--models rn,mlp] [--preset fast] [--ship]
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,10 @@ def _data(args: argparse.Namespace) -> int:
         raise UserError(f"--out {args.out} exists and is not a folder")
     params = PhysicsParams()
     start = time.perf_counter()
-    data = load_or_generate(params, args.split, args.scenes, args.seed, args.out, progress=sys.stderr.isatty())
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    data = load_or_generate(params, args.split, args.scenes, args.seed, args.out, progress=sys.stderr.isatty(),
+                            workers=args.workers or os.cpu_count() or 1)
     took = time.perf_counter() - start
     counts = system_counts(data["systems"], params.n_balls)
     print(f"physics {args.split}: {args.scenes} scenes (seed {args.seed}) in {cache_dir(params, args.out)}")
@@ -56,6 +60,8 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--split", default="train", help="train, val or test (each split gets its own scenes)")
     p.add_argument("--out", default=None, help="data root (default $RELNET_DATA or ./data)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that simulate (default 0: one per CPU core; the scenes do not depend on it)")
     p.set_defaults(func=_data)
     add_training_commands(verbs)
 

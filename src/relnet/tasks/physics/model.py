@@ -111,6 +111,7 @@ class ModelConfig:
     pair_features: str = ""  # "", "distance" (16 per-frame distances) or "dynamics" (+ 14 radial accelerations)
     rounds: int = 1  # 1: the RN's g; k > 1: k-1 more g's, each also reading each ball's pooled (mean) relations
     edge_memory: bool = False  # rounds > 1: each later g also reads the pair's relation from the round before
+    gated_rounds: int = 0  # the last k rounds add to the round before through a gate that starts at 0 (growing)
 
 
 @dataclass
@@ -120,6 +121,7 @@ class DataConfig:
     seed: int = 0  # the simulator's seed; train and val are different streams of it
     root: str = ""  # cache root; "" = $RELNET_DATA or ./data
     augment: bool = False  # train on each scene in a random one of its 16 symmetric views (task.symmetry_view)
+    workers: int = 0  # processes that simulate scenes missing from the cache (0: one per CPU core); no effect on them
 
 
 @dataclass
@@ -176,7 +178,10 @@ class PairReadoutRN(nn.Module):
 
     ``rounds=k > 1``: k-1 more g's of the same sizes; round r reads ``[o_i; c_i], [o_j; c_j], e_ij`` with
     ``c_i = LayerNorm_r(mean_k h_ik)`` over the previous round's relations ``h`` (and, with ``edge_memory``, also
-    ``h_ij`` itself next to ``e_ij``); the last round's relations are read out.
+    ``h_ij`` itself next to ``e_ij``); the last round's relations are read out. The last ``gated_rounds`` rounds
+    add to the relations before them instead of replacing them, ``h <- h + a_r g_r(...)``, with a scalar gate ``a_r``
+    that starts at 0 (as in ReZero): such a round leaves the model's function unchanged at initialisation, so it can
+    be added to a trained model (``--train.init_from`` with ``--train.init_partial``) and trained from there.
 
     Shapes: objects ``(B, N, D)``, pair features ``(B, N, N, E)`` or None -> logits ``(B, N, N)`` (pair) or
     ``(B, out_dim)`` (f).
@@ -184,7 +189,7 @@ class PairReadoutRN(nn.Module):
 
     def __init__(self, *, object_dim: int, g_dims: tuple[int, ...], pair_dim: int = 0, readout: str = "pair",
                  f_dims: tuple[int, ...] = (), out_dim: int = 1, aggregate_norm: str = "", rounds: int = 1,
-                 edge_memory: bool = False) -> None:
+                 edge_memory: bool = False, gated_rounds: int = 0) -> None:
         super().__init__()
         if not g_dims:
             raise ValueError("g_dims must have at least one layer")
@@ -194,6 +199,8 @@ class PairReadoutRN(nn.Module):
             raise ValueError(f"rounds must be >= 1, got {rounds}")
         if edge_memory and rounds < 2:
             raise ValueError("edge_memory needs rounds >= 2")
+        if not 0 <= gated_rounds < rounds:
+            raise ValueError(f"gated_rounds must be in 0..rounds-1 = 0..{rounds - 1}, got {gated_rounds}")
         self.object_dim, self.pair_dim, self.readout, self.rounds = object_dim, pair_dim, readout, rounds
         self.edge_memory = edge_memory
         G = g_dims[-1]
@@ -211,6 +218,9 @@ class PairReadoutRN(nn.Module):
                            "g_rest": MLP(g_dims[0], list(g_dims[1:]))})
             for _ in range(rounds - 2)
         )
+        if gated_rounds:  # one scalar per gated round, 0 at first: the round adds nothing until training opens it
+            self.round_gates = nn.Parameter(torch.zeros(gated_rounds))
+        self.gated_rounds = gated_rounds
         if readout == "pair":
             self.edge = nn.Linear(G, 1)
         else:
@@ -218,7 +228,8 @@ class PairReadoutRN(nn.Module):
             self.f = MLP(G, list(f_dims), out_dim)
 
     def extra_repr(self) -> str:
-        return f"readout={self.readout}, pair_dim={self.pair_dim}, rounds={self.rounds}, edge_memory={self.edge_memory}"
+        return (f"readout={self.readout}, pair_dim={self.pair_dim}, rounds={self.rounds}, "
+                f"edge_memory={self.edge_memory}, gated_rounds={self.gated_rounds}")
 
     def relations(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
         """``g(o_i, o_j, e_ij)`` for every ordered pair: ``(B, N, D), (B, N, N, E) -> (B, N, N, G)``."""
@@ -231,12 +242,14 @@ class PairReadoutRN(nn.Module):
         rel = _pair_mlp(self.g_in, self.g_rest, objects, pair_features)  # (B, N, N, G)
         stages = [(self.context_norm, self.g2_in, self.g2_rest)] if self.rounds >= 2 else []
         stages += [(m["norm"], m["g_in"], m["g_rest"]) for m in self.later]
-        for norm, g_in, g_rest in stages:
+        first_gated = len(stages) - self.gated_rounds
+        for r, (norm, g_in, g_rest) in enumerate(stages):
             context = norm(rel.mean(dim=2))  # (B, N, G): ball i's relations to every ball, pooled
             pairs = pair_features
             if self.edge_memory:
                 pairs = rel if pairs is None else torch.cat([pairs, rel], dim=-1)  # (B, N, N, E+G)
-            rel = _pair_mlp(g_in, g_rest, torch.cat([objects, context], dim=-1), pairs)
+            new = _pair_mlp(g_in, g_rest, torch.cat([objects, context], dim=-1), pairs)
+            rel = new if r < first_gated else rel + self.round_gates[r - first_gated] * new
         return rel
 
     def forward(self, objects: Tensor, pair_features: Tensor | None = None) -> Tensor:
@@ -329,6 +342,8 @@ class PhysicsModel(nn.Module):
             raise ValueError("rounds > 1 needs model 'rn'")
         if cfg.edge_memory and cfg.rounds < 2:
             raise ValueError("edge_memory needs rounds >= 2")
+        if not 0 <= cfg.gated_rounds < cfg.rounds:
+            raise ValueError(f"gated_rounds must be in 0..rounds-1 = 0..{cfg.rounds - 1}, got {cfg.gated_rounds}")
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
         self.pair_features = cfg.pair_features
         if cfg.input_norm not in ("", "whiten"):
@@ -354,7 +369,7 @@ class PhysicsModel(nn.Module):
             self.net = PairReadoutRN(object_dim=D, g_dims=tuple(cfg.g_dims), pair_dim=pair_dim,
                                      readout=cfg.readout, f_dims=tuple(cfg.f_dims), out_dim=out,
                                      aggregate_norm=cfg.aggregate_norm, rounds=cfg.rounds,
-                                     edge_memory=cfg.edge_memory)
+                                     edge_memory=cfg.edge_memory, gated_rounds=cfg.gated_rounds)
         else:
             self.net = RelationNetwork(object_dim=D, g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=out,
                                        reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None)

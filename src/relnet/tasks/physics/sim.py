@@ -478,7 +478,7 @@ def _seed_tuple(seed: int | Sequence[int]) -> tuple[int, ...]:
 
 
 def simulate(params: PhysicsParams, n_scenes: int, seed: int | Sequence[int] = 0, *,
-             progress: bool = False) -> dict[str, np.ndarray]:
+             progress: bool = False, workers: int = 1) -> dict[str, np.ndarray]:
     """Generate ``n_scenes`` scenes. Deterministic in ``(params, seed)``; a prefix of a longer run with the same seed.
 
     Args:
@@ -487,6 +487,8 @@ def simulate(params: PhysicsParams, n_scenes: int, seed: int | Sequence[int] = 0
         seed: an int or a tuple of ints (e.g. ``(seed, split_id)``); block ``b`` uses
             ``numpy.random.default_rng([*seed, b])``.
         progress: show a tqdm bar over blocks on stderr.
+        workers: simulate blocks in this many processes (blocks are seeded independently, so the scenes are the
+            same for any number of workers).
 
     Shapes/schema: see the module docstring (``positions (S, 16, 10, 2)`` float32, ``velocities`` float32,
     ``edges (S, 10, 10)`` bool, ``edge_type (S, 10, 10)`` int8, ``systems (S,)`` int64).
@@ -502,23 +504,44 @@ def simulate(params: PhysicsParams, n_scenes: int, seed: int | Sequence[int] = 0
         "edge_type": np.empty((n_scenes, N, N), np.int8),
         "systems": np.empty((n_scenes,), np.int64),
     }
-    n_blocks = -(-n_scenes // BLOCK_SIZE)
-    blocks = range(n_blocks)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    spans = [(b * BLOCK_SIZE, min((b + 1) * BLOCK_SIZE, n_scenes)) for b in range(-(-n_scenes // BLOCK_SIZE))]
+    jobs = [(params, seeds, b, hi - lo, BLOCK_SIZE) for b, (lo, hi) in enumerate(spans)]
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold torch's thread pools, which a forked child must not inherit
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
+        blocks = pool.map(_simulate_block, jobs)
+    else:
+        blocks = map(_simulate_block, jobs)
     if progress:
         from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc="physics", unit="block", leave=False)
-    for b in blocks:
-        lo, hi = b * BLOCK_SIZE, min((b + 1) * BLOCK_SIZE, n_scenes)
-        rng = np.random.default_rng([*seeds, b])
-        init = sample_scenes(rng, BLOCK_SIZE, params)  # always a full block, so draws do not depend on n_scenes
-        init = {k: v[: hi - lo] for k, v in init.items()}
-        xs, vs = rollout(init["pos0"], init["vel0"], init["pairs"], init["kind"], init["rest"], params=params)
-        out["positions"][lo:hi] = xs
-        out["velocities"][lo:hi] = vs
-        out["edges"][lo:hi], out["edge_type"][lo:hi] = edge_matrices(init["pairs"], init["kind"], N)
-        out["systems"][lo:hi] = init["systems"]
+        blocks = tqdm(blocks, total=len(jobs), desc="physics", unit="block", leave=False)
+    try:
+        for (lo, hi), block in zip(spans, blocks):
+            for k, v in block.items():
+                out[k][lo:hi] = v
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return out
+
+
+def _simulate_block(job: tuple[PhysicsParams, tuple[int, ...], int, int, int]) -> dict[str, np.ndarray]:
+    """Block ``b`` (of ``block_size`` scenes) of a :func:`simulate` run: its first ``n`` scenes (a module-level
+    function, so that worker processes can run it)."""
+    params, seeds, b, n, block_size = job
+    rng = np.random.default_rng([*seeds, b])
+    init = sample_scenes(rng, block_size, params)  # always a full block, so draws do not depend on n_scenes
+    init = {k: v[:n] for k, v in init.items()}
+    xs, vs = rollout(init["pos0"], init["vel0"], init["pairs"], init["kind"], init["rest"], params=params)
+    edges, edge_type = edge_matrices(init["pairs"], init["kind"], params.n_balls)
+    return {"positions": xs, "velocities": vs, "edges": edges, "edge_type": edge_type, "systems": init["systems"]}
 
 
 def objects(data: Mapping[str, np.ndarray], *, box: float = 1.0) -> np.ndarray:
@@ -574,12 +597,14 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def load_or_generate(params: PhysicsParams, split: str, n: int, seed: int = 0,
-                     root: str | os.PathLike | None = None, *, progress: bool = False) -> dict[str, np.ndarray]:
+                     root: str | os.PathLike | None = None, *, progress: bool = False,
+                     workers: int = 1) -> dict[str, np.ndarray]:
     """Load ``n`` scenes of ``split`` from the cache, generating and saving them first if needed.
 
     Files: ``<root>/physics/v1-<hash>/<split>-s<seed>-n<n>.npz`` (written atomically) plus ``params.json``. The
     split's scenes come from ``simulate(params, n, (seed, SPLITS[split]))``, so splits never share scenes. A cached
     file of the same split and seed with more scenes is reused (its first ``n`` scenes are the same scenes).
+    ``workers``: processes that simulate (see :func:`simulate`; the scenes do not depend on it).
 
     Raises:
         UserError: unknown split, negative ``n`` or ``seed``, or a root that cannot be written.
@@ -602,7 +627,7 @@ def load_or_generate(params: PhysicsParams, split: str, n: int, seed: int = 0,
         _, path = min(candidates)
         with np.load(path) as z:
             return {k: z[k][:n] for k in ARRAY_KEYS}
-    data = simulate(params, n, (seed, SPLITS[split]), progress=progress)
+    data = simulate(params, n, (seed, SPLITS[split]), progress=progress, workers=workers)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         params_file = folder / "params.json"

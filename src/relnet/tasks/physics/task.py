@@ -14,6 +14,7 @@ Metrics (counts over the whole evaluation set, not means of batch means):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -167,11 +168,14 @@ class PhysicsTask:
         self.cfg = cfg
         self.name = TASK_NAMES[cfg.task]
         self.params = params or sim.PhysicsParams()
-        root = d.root or None
+        if d.workers < 0:
+            raise UserError(f"--data.workers={d.workers}: need >= 0 (0: one per CPU core)")
+        root, workers = d.root or None, d.workers or os.cpu_count() or 1
         self.train_set = Scenes(sim.load_or_generate(self.params, "train", d.train_scenes, d.seed, root,
-                                                     progress=progress), self.params)
+                                                     progress=progress, workers=workers), self.params)
         self.val_set = (Scenes(sim.load_or_generate(self.params, "val", d.val_scenes, d.seed, root,
-                                                    progress=progress), self.params) if d.val_scenes else None)
+                                                    progress=progress, workers=workers), self.params)
+                        if d.val_scenes else None)
 
     def build_model(self) -> nn.Module:
         model = build_model(self.cfg.model)
