@@ -12,18 +12,9 @@ EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-400}
 DATA=${DATA:-.babi/babi}
 source "$(dirname "$0")/device_prelude.sh"
-mkdir -p "$OUT/runs"
 cat "$OUT/env.txt"
-names=()
-while read -r name overrides; do
-  [ -z "$name" ] && continue
-  names+=("$name")
-  # shellcheck disable=SC2086  # the overrides are meant to split into words
-  OMP_NUM_THREADS=2 timeout "$LIMIT" $PY -m relnet train babi --preset fast --data "$DATA" --quiet \
-    --out "$OUT/runs/$name" --train.steps=$STEPS --train.eval_every=$EVAL --train.checkpoint_every=$EVAL \
-    $overrides > "$OUT/runs/$name.log" 2>&1 &
-done <<< "$VARIANTS"
-wait
+launch_variants $PY -m relnet train babi --preset fast --data "$DATA" --quiet --train.steps=$STEPS \
+  --train.eval_every=$EVAL --train.checkpoint_every=$EVAL
 for n in "${names[@]}"; do
   d="$OUT/runs/$n"
   [ -f "$d/metrics.jsonl" ] && cp "$d/metrics.jsonl" "$OUT/runs/$n.jsonl"

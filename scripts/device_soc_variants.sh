@@ -9,17 +9,8 @@ EVAL=${EVAL:-1000}
 LIMIT=${LIMIT:-270}
 source "$(dirname "$0")/device_prelude.sh"
 soc_data  # once, before the runs start sharing the cache
-mkdir -p "$OUT/runs"
-names=()
-while read -r name overrides; do
-  [ -z "$name" ] && continue
-  names+=("$name")
-  # shellcheck disable=SC2086  # the overrides are meant to split into words
-  OMP_NUM_THREADS=2 timeout "$LIMIT" $PY -m relnet train sort-of-clevr --model rn --preset fast --quiet \
-    --out "$OUT/runs/$name" --train.steps=$STEPS --train.eval_every=$EVAL --train.checkpoint_every=$STEPS \
-    $overrides > "$OUT/runs/$name.log" 2>&1 &
-done <<< "$VARIANTS"
-wait
+launch_variants $PY -m relnet train sort-of-clevr --model rn --preset fast --quiet --train.steps=$STEPS \
+  --train.eval_every=$EVAL --train.checkpoint_every=$STEPS
 for f in "$OUT"/runs/*/metrics.jsonl; do cp "$f" "$OUT/runs/$(basename "$(dirname "$f")").jsonl"; done
 (cd "$OUT" && tar czf "${TGZ:-variants-logs.tgz}" env.txt data.log runs/*.log runs/*.jsonl && rm -rf runs data.log)
 for n in "${names[@]}"; do
