@@ -2,7 +2,7 @@
 # Prepared GPU run (see the device tool): bAbI joint-training variants side by side on one GPU, to see which of them
 # learns the tasks the CPU model fails (3, 16, 17, 19). Diagnostic unless a report says otherwise. Each line of
 # VARIANTS is "name override override ..." (on top of `--preset fast`). Writes logs.tgz (every run's log and
-# metrics) and ckpt-NAME.tgz (each run's last checkpoint: model weights and config only) under $OUT, and prints
+# metrics) and checkpoints.tgz (each run's last checkpoint: model weights and config only) under $OUT, and prints
 # every run's last evaluation: overall accuracy, tasks passed and the failing tasks.
 # Usage (repo root; DATA: a copy of ../shared/data/babi inside the repo, named in the device tool's carry, since
 # task 3's files are outside en-10k/): OUT=/tmp/out DATA=.babi/babi STEPS=12000 LIMIT=400 \
@@ -15,12 +15,7 @@ source "$(dirname "$0")/device_prelude.sh"
 cat "$OUT/env.txt"
 launch_variants $PY -m relnet train babi --preset fast --data "$DATA" --quiet --train.steps=$STEPS \
   --train.eval_every=$EVAL --train.checkpoint_every=$EVAL
-for n in "${names[@]}"; do
-  d="$OUT/runs/$n"
-  [ -f "$d/metrics.jsonl" ] && cp "$d/metrics.jsonl" "$OUT/runs/$n.jsonl"
-  [ -f "$d/checkpoint/model.safetensors" ] && \
-    tar czf "$OUT/ckpt-$n.tgz" -C "$d" checkpoint/config.json checkpoint/model.safetensors config.json
-done
+collect_runs
 (cd "$OUT" && tar czf logs.tgz env.txt runs/*.log runs/*.jsonl && rm -rf runs)
 for n in "${names[@]}"; do
   echo "== $n"

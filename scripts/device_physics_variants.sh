@@ -5,7 +5,7 @@
 # warm-up steps and a cosine over STEPS (the CPU's stage-3 recipe); each line of VARIANTS is "name override ...".
 # The training scenes (SCENES of simulator seed 0, a superset of every run's) are simulated once, on every core.
 # Each run's last checkpoint is then evaluated on TEST fresh scenes of streams 2026 and 7.
-# Writes logs.tgz (logs, metrics, evaluations) and ckpt-NAME.tgz (last weights and config) under $OUT.
+# Writes logs.tgz (logs, metrics, evaluations) and checkpoints.tgz (each run's last weights and config) under $OUT.
 # Usage (repo root): OUT=/tmp/out STEPS=12000 LIMIT=330 \
 #   VARIANTS=$'ctl\ngrow4 --model.rounds=4 --model.gated_rounds=1 --train.init_partial=true' \
 #   bash scripts/device_physics_variants.sh
@@ -32,12 +32,7 @@ for n in "${names[@]}"; do
   done
 done
 wait
-for n in "${names[@]}"; do
-  d="$OUT/runs/$n"
-  [ -f "$d/metrics.jsonl" ] && cp "$d/metrics.jsonl" "$OUT/runs/$n.jsonl"
-  [ -f "$d/checkpoint/model.safetensors" ] && \
-    tar czf "$OUT/ckpt-$n.tgz" -C "$d" checkpoint/config.json checkpoint/model.safetensors config.json
-done
+collect_runs
 (cd "$OUT" && tar czf logs.tgz env.txt data.log runs/*.log runs/*.jsonl runs/*.json runs/*.err && rm -rf runs)
 for n in "${names[@]}"; do
   echo "== $n"

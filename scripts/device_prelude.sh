@@ -26,3 +26,16 @@ launch_variants() {
   done <<< "$VARIANTS"
   wait
 }
+# collect_runs: after launch_variants, copy each run's metrics.jsonl to $OUT/runs/NAME.jsonl and pack every run's
+# last checkpoint (weights and configs only) into one $OUT/checkpoints.tgz (NAME/checkpoint/..., NAME/config.json):
+# the device returns a limited number of files, so not one archive per run.
+collect_runs() {
+  local n ckpts=()
+  for n in "${names[@]}"; do
+    [ -f "$OUT/runs/$n/metrics.jsonl" ] && cp "$OUT/runs/$n/metrics.jsonl" "$OUT/runs/$n.jsonl"
+    [ -f "$OUT/runs/$n/checkpoint/model.safetensors" ] && \
+      ckpts+=("$n/checkpoint/config.json" "$n/checkpoint/model.safetensors" "$n/config.json")
+  done
+  [ ${#ckpts[@]} -gt 0 ] && tar czf "$OUT/checkpoints.tgz" -C "$OUT/runs" "${ckpts[@]}"
+  return 0
+}
