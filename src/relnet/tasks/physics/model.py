@@ -55,6 +55,11 @@ model until session 11, now ``checkpoints/physics/connections_stage1``; validati
 7: 94.4%); continued 20,000 steps with ``--data.augment`` (the shipped model, reports/physics_augment.md): 94.55%
 (seed 7: 94.75%).
 
+Gated rounds (``gated_rounds=k``, **a deviation**, for growing a trained model): the last k rounds add to the
+relations before them through a scalar gate that starts at 0, so a model with k more rounds starts as exactly the
+trained one (``--train.init_from`` with ``--train.init_partial``). Growing the shipped connections model by one or
+two rounds and continuing 12,000 steps did not lift it (reports/physics_augment.md, GPU variants).
+
 Test-time averaging over the task's 16 symmetries (the square table's rotations and reflections, and time
 reversal, which leave every label unchanged) is available at evaluation (``relnet eval physics
 --symmetries``, :func:`relnet.tasks.physics.task.symmetry_view`) and is not used in the headline figures: on the
