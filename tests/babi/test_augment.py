@@ -53,6 +53,15 @@ QA19 = """1 The kitchen is north of the hallway.
 5 The bathroom is west of the garden.
 6 How do you go from the hallway to the kitchen?\ts,e\t4 3
 """
+QA17 = """1 The triangle is above the pink rectangle.
+2 The blue square is to the left of the triangle.
+3 Is the pink rectangle to the right of the blue square?\tyes\t1 2
+4 Is the blue square below the pink rectangle?\tno\t2 1
+1 The red sphere is to the left of the yellow square.
+2 The red sphere is below the pink rectangle.
+3 Is the yellow square to the right of the pink rectangle?\tyes\t1 2
+4 Is the pink rectangle above the yellow square?\tyes\t2 1
+"""
 QA1 = """1 Mary moved to the bathroom.
 2 John went to the hallway.
 3 Where is Mary?\tbathroom\t1
@@ -94,6 +103,32 @@ def solve19(story: list[list[str]], question: list[str]) -> str:
     raise AssertionError("no path")
 
 
+POSITION = {"left": (-1, 0), "right": (1, 0), "above": (0, 1), "below": (0, -1)}
+
+
+def solve17(story: list[list[str]], question: list[str]) -> str:
+    """Positional reasoning: "A is [to the] REL [of] B" puts A one cell from B; the question asks about one axis."""
+    def parse(tokens):  # -> (A, REL, B), A and B as noun phrases without "the"
+        t = [w for w in tokens if w not in (".", "?")]
+        r = next(i for i, w in enumerate(t) if w in POSITION)
+        return (tuple(w for w in t[:r] if w not in ("the", "is", "to")), t[r],
+                tuple(w for w in t[r + 1:] if w not in ("the", "of")))
+
+    pos: dict[tuple, tuple[int, int]] = {}
+    facts = [parse(s) for s in story]
+    for _ in range(len(facts) + 1):
+        for a, r, b in facts:
+            (dx, dy), anchored = POSITION[r], pos or {b: (0, 0)}
+            pos.update(anchored)
+            if b in pos and a not in pos:
+                pos[a] = (pos[b][0] + dx, pos[b][1] + dy)
+            elif a in pos and b not in pos:
+                pos[b] = (pos[a][0] - dx, pos[a][1] - dy)
+    a, r, b = parse(question)
+    (dx, dy), (ax, ay), (bx, by) = POSITION[r], pos[a], pos[b]
+    return "yes" if (ax - bx) * dx + (ay - by) * dy > 0 else "no"
+
+
 def encoded(tmp_path: Path, texts: dict[str, str]):
     examples = []
     for name, text in texts.items():
@@ -112,16 +147,19 @@ def decode(vocab: Vocab, story, story_len, question, question_len, b: int) -> tu
 
 def test_renamed_questions_are_re_solved_by_independent_solvers(tmp_path):
     vocab, ex = encoded(tmp_path, {"qa16_basic-induction_train.txt": QA16, "qa19_path-finding_train.txt": QA19,
+                                   "qa17_positional-reasoning_train.txt": QA17,
                                    "qa1_single-supporting-fact_train.txt": QA1})
+    solvers = {16: solve16, 17: solve17, 19: solve19}
     idx = torch.arange(len(ex))
     story, story_len, question, question_len, answer = ex.batch(idx)
     for b in range(len(ex)):  # the solvers agree with the files
-        solve = {16: solve16, 19: solve19}.get(int(ex.task[b]))
+        solve = solvers.get(int(ex.task[b]))
         if solve:
             assert solve(*decode(vocab, story, story_len, question, question_len, b)) == vocab.answers[answer[b]]
-    renamer = Renamer(vocab.words, vocab.answers, [16, 19])
+    renamer = Renamer(vocab.words, vocab.answers, [16, 17, 19])
     g = torch.Generator().manual_seed(0)
-    changed = {16: 0, 19: 0}
+    changed = {16: 0, 17: 0, 19: 0}
+    moved17 = 0
     for _ in range(40):
         s2, q2, a2 = renamer(story, question, answer, ex.task, g)
         for b in range(len(ex)):
@@ -130,22 +168,25 @@ def test_renamed_questions_are_re_solved_by_independent_solvers(tmp_path):
                 assert torch.equal(s2[b], story[b]) and torch.equal(q2[b], question[b]) and a2[b] == answer[b]
                 continue
             sents, q = decode(vocab, s2, story_len, q2, question_len, b)
-            solve = solve16 if t == 16 else solve19
-            if vocab.answers[a2[b]] in vocab.answers:
-                assert solve(sents, q) == vocab.answers[a2[b]], (sents, q, vocab.answers[a2[b]])
+            assert solvers[t](sents, q) == vocab.answers[a2[b]], (sents, q, vocab.answers[a2[b]])
             changed[t] += int(a2[b] != answer[b])
+            moved17 += int(t == 17 and not torch.equal(s2[b], story[b]))
     # the renamings do move answers (a 19 answer can only become one of the classes the vocabulary holds)
-    assert changed[16] > 10 and changed[19] > 5, changed
+    assert changed[16] > 10 and changed[19] > 5 and changed[17] == 0 and moved17 > 20, changed  # 17: yes/no stays
     assert torch.equal(ex.batch(idx)[0], story)  # the inputs are not modified in place
 
 
 def test_real_data_renamings_are_consistent_bijections(shared_data):
-    examples, _ = load_training_examples(shared_data / "babi", tasks=[3, 16, 19])
-    examples = [e for t in (3, 16, 19) for e in [x for x in examples if x.task == t][:150]]
+    examples, _ = load_training_examples(shared_data / "babi", tasks=[3, 16, 17, 19])
+    for e in examples:  # the solvers agree with the files
+        if e.task != 3:
+            assert {16: solve16, 17: solve17, 19: solve19}[e.task]([list(s) for s in e.story], list(e.question)) \
+                == e.answer, e
+    examples = [e for t in (3, 16, 17, 19) for e in [x for x in examples if x.task == t][:150]]
     vocab = Vocab.build(examples)
     ex = Examples(encode(examples, vocab, max_sentences=20))
     story, story_len, question, question_len, answer = ex.batch(torch.arange(len(ex)))
-    renamer = Renamer(vocab.words, vocab.answers, [3, 16, 19])
+    renamer = Renamer(vocab.words, vocab.answers, [3, 16, 17, 19])
     s2, q2, a2 = renamer(story, question, answer, ex.task, torch.Generator().manual_seed(1))
     moved = 0
     for b in range(len(ex)):
@@ -155,8 +196,8 @@ def test_real_data_renamings_are_consistent_bijections(shared_data):
         pairs = set(zip(old, new))  # a bijection: each word goes to one word and no two words to the same
         assert len({o for o, _ in pairs}) == len(pairs) == len({n for _, n in pairs})
         moved += sum(o != n for o, n in pairs)
-        if t in (16, 19):
-            solve = solve16 if t == 16 else solve19
+        if t in (16, 17, 19):
+            solve = {16: solve16, 17: solve17, 19: solve19}[t]
             assert solve(*decode(vocab, s2, story_len, q2, question_len, b)) == vocab.answers[a2[b]]
         else:  # task 3 answers are places, renamed as the story's places are
             place = vocab.answers[answer[b]]

@@ -1,4 +1,4 @@
-"""Label-preserving word permutations for bAbI training (``--data.augment=3,16,19``; off in every preset).
+"""Label-preserving word permutations for bAbI training (``--data.augment=3,16,17,19``; off in every preset).
 
 In several tasks the names, places, things, colours and species are arbitrary symbols: renaming them consistently
 in the story, the question and the answer gives another valid question of the same task. Training on renamed
@@ -9,7 +9,9 @@ few (task 3 has 1,735 training questions in ../shared/data).
 Each task that can be augmented has a list of word classes (:data:`CLASSES`). Every training question of such a
 task is renamed in each class independently: a uniformly random permutation of the class's words, or, for the
 compass class of task 19 (path finding), one of the 8 symmetries of the square (rotations and reflections), since
-"north" and "south" must stay opposite; its answers ``n``, ``e``, ``s``, ``w`` move with the words. Only classes whose
+"north" and "south" must stay opposite; its answers ``n``, ``e``, ``s``, ``w`` move with the words. In task 17
+(positional reasoning) "left"/"right" and "above"/"below" are two-word classes: the scene mirrored, flipped, both
+or neither (a rotation would put "above" where "to the left of" stands). Only classes whose
 renaming provably keeps the answer are listed: no class of a task whose text ties a word to another by meaning
 (task 20's "hungry" -> "kitchen"), and no names in tasks with "he" / "she" (their gender must match). A renamed
 answer that is not one of the model's answer classes leaves that question as it was.
@@ -34,6 +36,8 @@ CLASSES: dict[int, tuple[tuple, ...]] = {
     3: (PEOPLE, PLACES, THINGS),  # three supporting facts: no pronouns; answers are places
     16: (("bernhard", "brian", "greg", "julius", "lily"), ("frog", "lion", "rhino", "swan"),
          ("gray", "green", "white", "yellow")),  # basic induction
+    17: (("blue", "pink", "red", "yellow"), ("rectangle", "sphere", "square", "triangle"), ("left", "right"),
+         ("above", "below")),  # positional reasoning: colours, shapes, and the scene mirrored and/or flipped
     19: (PLACES, COMPASS),  # path finding: answers like "n,w"
 }
 
