@@ -173,9 +173,13 @@ def render_report(results: dict, info: dict, cfg, curve_name: str) -> str:
         f"- preset `{info['preset']}`: embeddings {m.embed_dim} ({'shared' if m.share_embedding else 'separate'}), "
         f"sentence LSTM {m.sentence_dim}, question LSTM {m.question_dim}, last {m.max_sentences} sentences with "
         f"one-hot position tags; g {list(m.g_dims)}, f {list(m.f_dims)} + linear (dropout {list(m.f_dropout)}), "
-        f"{m.pairs} pairs, reduce {m.reduce}; {cfg.train.optimizer} lr {cfg.train.lr} ({cfg.train.schedule}, "
-        f"warm-up {cfg.train.warmup_steps}), batch {cfg.train.batch_size}, {cfg.train.steps} steps; run in "
-        f"`{info['run_dir']}`.",
+        f"{m.pairs} pairs, reduce {m.reduce}, {m.rounds} round(s) of g, hidden norm {m.hidden_norm or 'none'}; "
+        f"{cfg.train.optimizer} lr {cfg.train.lr} ({cfg.train.schedule}, warm-up {cfg.train.warmup_steps}), batch "
+        f"{cfg.train.batch_size}, {cfg.train.steps} steps"
+        + (f", initialised from `{cfg.train.init_from}`" if cfg.train.init_from else "")
+        + (f"; words renamed in the training questions of tasks {', '.join(map(str, cfg.data.augment))} "
+           "(`--data.augment`)" if cfg.data.augment else "")
+        + f"; run in `{info['run_dir']}`.",
         "- Masked (empty) sentence slots are not computed: only the pairs of real sentences go through g.",
     ]
     return "\n".join(lines) + "\n"
