@@ -323,6 +323,9 @@ def test_cli_data_physics(tmp_path, capsys):
     assert "--scenes" in capsys.readouterr().err
     assert main(["data", "physics", "--scenes", "3", "--seed", "-1", "--out", str(tmp_path)]) == 2
     assert main(["data", "physics", "--scenes", "3", "--split", "dev", "--out", str(tmp_path)]) == 2
+    capsys.readouterr()
+    assert main(["data", "physics", "--scenes", "3", "--workers", "-1", "--out", str(tmp_path)]) == 2
+    assert "--workers" in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     assert main(["data", "physics", "--scenes", "3", "--out", str(tmp_path / "file")]) == 2
 

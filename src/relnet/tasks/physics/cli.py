@@ -33,10 +33,10 @@ def _data(args: argparse.Namespace) -> int:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {args.split!r}")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
-    params = PhysicsParams()
-    start = time.perf_counter()
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per CPU core), got {args.workers}")
+    params = PhysicsParams()
+    start = time.perf_counter()
     data = load_or_generate(params, args.split, args.scenes, args.seed, args.out, progress=sys.stderr.isatty(),
                             workers=args.workers or os.cpu_count() or 1)
     took = time.perf_counter() - start
