@@ -1,4 +1,5 @@
-"""Label-preserving word permutations for bAbI training (``--data.augment=3,16,17,19``; off in every preset).
+"""Label-preserving word permutations for bAbI training (``--data.augment=3,16,17,19``; the ``fast`` preset renames
+tasks 3, 16 and 19, which took path finding from 90.5% to 100%: reports/babi_renamed.md).
 
 In several tasks the names, places, things, colours and species are arbitrary symbols: renaming them consistently
 in the story, the question and the answer gives another valid question of the same task. Training on renamed
