@@ -12,10 +12,10 @@ task is renamed in each class independently: a uniformly random permutation of t
 compass class of task 19 (path finding), one of the 8 symmetries of the square (rotations and reflections), since
 "north" and "south" must stay opposite; its answers ``n``, ``e``, ``s``, ``w`` move with the words. In task 17
 (positional reasoning) "left"/"right" and "above"/"below" are two-word classes: the scene mirrored, flipped, both
-or neither (a rotation would put "above" where "to the left of" stands). Only classes whose
-renaming provably keeps the answer are listed: no class of a task whose text ties a word to another by meaning
-(task 20's "hungry" -> "kitchen"), and no names in tasks with "he" / "she" (their gender must match). A renamed
-answer that is not one of the model's answer classes leaves that question as it was.
+or neither (a rotation would put "above" where "to the left of" stands). Only classes whose renaming provably
+keeps the answer are listed: no class of a task whose text ties a word to another by meaning (task 20's "hungry"
+-> "kitchen"), and no names in tasks with "he" / "she" (their gender must match). A renamed answer that is not one
+of the model's answer classes leaves that question as it was.
 """
 
 from __future__ import annotations
