@@ -156,7 +156,7 @@ def test_renamed_questions_are_re_solved_by_independent_solvers(tmp_path):
         solve = solvers.get(int(ex.task[b]))
         if solve:
             assert solve(*decode(vocab, story, story_len, question, question_len, b)) == vocab.answers[answer[b]]
-    renamer = Renamer(vocab.words, vocab.answers, [16, 17, 19])
+    renamer = Renamer(vocab, [16, 17, 19])
     g = torch.Generator().manual_seed(0)
     changed = {16: 0, 17: 0, 19: 0}
     moved17 = 0
@@ -186,7 +186,7 @@ def test_real_data_renamings_are_consistent_bijections(shared_data):
     vocab = Vocab.build(examples)
     ex = Examples(encode(examples, vocab, max_sentences=20))
     story, story_len, question, question_len, answer = ex.batch(torch.arange(len(ex)))
-    renamer = Renamer(vocab.words, vocab.answers, [3, 16, 17, 19])
+    renamer = Renamer(vocab, [3, 16, 17, 19])
     s2, q2, a2 = renamer(story, question, answer, ex.task, torch.Generator().manual_seed(1))
     moved = 0
     for b in range(len(ex)):

@@ -20,12 +20,13 @@ of the model's answer classes leaves that question as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
 from relnet.errors import UserError
+from relnet.tasks.babi.data import Vocab
 
 PEOPLE = ("daniel", "john", "mary", "sandra")
 PLACES = ("bathroom", "bedroom", "garden", "hallway", "kitchen", "office")
@@ -60,16 +61,14 @@ class Renamer:
     """Renames the words of :data:`CLASSES` in a batch of encoded questions (``relnet.tasks.babi.data.encode``).
 
     Args:
-        words: the vocabulary's words (index = token id); answers: its answer strings (index = class).
+        vocab: the model's vocabulary (token ids and answer classes).
         tasks: the tasks to augment (each a key of :data:`CLASSES`).
     """
 
-    def __init__(self, words: Sequence[str], answers: Sequence[str], tasks: Iterable[int]) -> None:
+    def __init__(self, vocab: Vocab, tasks: Iterable[int]) -> None:
         self.tasks = parse_tasks(tasks)
-        self.num_words = len(words)
-        self.word_index = {w: i for i, w in enumerate(words)}
-        self.answer_index = {a: i for i, a in enumerate(answers)}
-        self.answers = list(answers)
+        self.vocab = vocab
+        self.word_index = vocab.word_index
 
     def _permutation(self, task: int, generator: torch.Generator | None) -> dict[str, str]:
         """One random renaming for a question of ``task``: word -> word (words absent from it stay)."""
@@ -94,11 +93,11 @@ class Renamer:
             mapping = self._permutation(int(task[b]), generator)
             if answer[b] < 0:
                 continue  # an answer the model does not know: nothing to rename it to
-            renamed = ",".join(mapping.get(w, w) for w in self.answers[int(answer[b])].split(","))
-            new_answer = self.answer_index.get(renamed)
+            renamed = ",".join(mapping.get(w, w) for w in self.vocab.answers[int(answer[b])].split(","))
+            new_answer = self.vocab.answer_index.get(renamed)
             if new_answer is None:
                 continue  # the renamed answer is not a class of this model: keep the question as it is
-            table = torch.arange(self.num_words)
+            table = torch.arange(self.vocab.num_words)
             for src, dst in mapping.items():
                 if src in self.word_index:  # the answer letters n, e, s, w are not story words
                     table[self.word_index[src]] = self.word_index[dst]

@@ -109,8 +109,7 @@ class BabiTask:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.vocab, self.train_set, self.valid_set = load_splits(cfg)
-        self.renamer = (Renamer(self.vocab.words, self.vocab.answers, cfg.data.augment)
-                        if cfg.data.augment else None)
+        self.renamer = Renamer(self.vocab, cfg.data.augment) if cfg.data.augment else None
 
     def build_model(self) -> nn.Module:
         return build_model(self.cfg.model, self.vocab)
