@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from relnet import ConvObjects, ObjectMLP, QuestionLSTM, SentenceObjects, StateObjects
+from relnet.nn import KeypointObjects
 from relnet.nn.objects import grid_coordinates
 from relnet.nn.questions import reverse_padded
 
@@ -119,6 +120,52 @@ def test_conv_objects_coordinates_are_appended():
     conv = ConvObjects(channels=(4, 4))
     objs, _ = conv(torch.randn(1, 3, 20, 20))
     torch.testing.assert_close(objs[0, :, -2:], grid_coordinates(5, 5))
+
+
+def test_keypoint_objects_shapes_and_attention():
+    m = KeypointObjects(channels=(8, 6), strides=(2, 1), num_keypoints=5)
+    objs, mask = m(torch.rand(3, 3, 20, 20))
+    assert objs.shape == (3, 5, 6 + 2) and mask is None and m.object_dim == 8
+    att, fmap = m.attention(torch.rand(3, 3, 20, 20))
+    assert att.shape == (3, 5, 10, 10) and fmap.shape == (3, 6, 10, 10)
+    torch.testing.assert_close(att.sum(dim=(2, 3)), torch.ones(3, 5))
+    with pytest.raises(ValueError, match="strides"):
+        KeypointObjects(channels=(8, 6), strides=(2,))
+    with pytest.raises(ValueError, match="num_keypoints"):
+        KeypointObjects(num_keypoints=0)
+
+
+def test_keypoint_objects_match_a_loop_reference():
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=3).eval()
+    image = torch.rand(2, 3, 6, 7)
+    objs, _ = m(image)
+    fmap = m.conv(image)  # (2, 4, 6, 7)
+    logits = m.attend(fmap)
+    for b in range(2):
+        for k in range(3):
+            w = torch.exp(logits[b, k] - logits[b, k].max())  # sharpness 1: logits as they are
+            w = w / w.sum()
+            feat = torch.stack([(w * fmap[b, c]).sum() for c in range(4)])
+            x = sum(w[i, j] * (-1 + 2 * j / 6) for i in range(6) for j in range(7))
+            y = sum(w[i, j] * (-1 + 2 * i / 5) for i in range(6) for j in range(7))
+            torch.testing.assert_close(objs[b, k], torch.cat([feat, torch.stack([x, y])]), atol=1e-5, rtol=1e-5)
+
+
+def test_keypoint_objects_locate_a_bright_spot_below_the_grid_step():
+    """A keypoint that attends sharply to red pixels reports the red blob's centre, between feature-map positions."""
+    m = KeypointObjects(in_channels=3, channels=(1,), strides=(1,), num_keypoints=1).eval()
+    with torch.no_grad():
+        m.conv[0].weight.zero_()
+        m.conv[0].weight[0, 0, 1, 1] = 1.0  # feature = red channel
+        m.conv[1].running_var.fill_(1.0 - m.conv[1].eps)  # BatchNorm as the identity
+        m.attend.weight.fill_(5.0)
+        m.log_sharpness.fill_(2.3)  # x ~10: logit 50 on red, 0 elsewhere
+    image = torch.zeros(1, 3, 11, 11)
+    image[0, 0, 2:4, 6:8] = 1.0  # a 2x2 red blob centred at row 2.5, column 6.5
+    objs, _ = m(image)
+    x, y = objs[0, 0, -2:].tolist()
+    assert abs(x - (-1 + 2 * 6.5 / 10)) < 1e-3 and abs(y - (-1 + 2 * 2.5 / 10)) < 1e-3
 
 
 def test_question_lstm_padding_is_ignored():

@@ -49,6 +49,28 @@ def test_model_options_build_and_take_a_step(overrides, tiny_split):
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("kind", ["rn", "mlp"])
+def test_keypoint_objects_build_and_take_a_step(kind, tiny_split):
+    cfg = dataclasses.replace(preset("fast", kind).model, cnn_objects="keypoints", cnn_channels=(8, 8),
+                              cnn_strides=(2, 2), keypoints=5, g_dims=(16, 16))
+    model = build_model(cfg)
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(4))
+    assert model.objects(x).shape == (4, 5, 10)  # 5 keypoints: 8 features + (x, y)
+    loss = F.cross_entropy(model(x, q), y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),
+                                             ({"cnn_strides": (2,)}, "cnn_strides"), ({"keypoints": 0}, "keypoints"),
+                                             ({"mask_background": True}, "grid cells")])
+def test_keypoint_options_are_checked(overrides, match):
+    cfg = dataclasses.replace(preset("fast", "rn").model, **{"cnn_objects": "keypoints", "cnn_channels": (8, 8, 8),
+                                                             **overrides})
+    with pytest.raises(UserError, match=match):
+        build_model(cfg)
+
+
 @pytest.mark.parametrize("norm,layer", [("batch", torch.nn.BatchNorm1d), ("layer", torch.nn.LayerNorm)])
 def test_mlp_baseline_takes_the_hidden_norm(norm, layer, tiny_split):
     cfg = dataclasses.replace(preset("fast", "mlp").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16),

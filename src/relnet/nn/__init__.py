@@ -2,9 +2,9 @@
 
 from relnet.nn.baselines import ObjectMLP
 from relnet.nn.mlp import MLP
-from relnet.nn.objects import ConvObjects, SentenceObjects, StateObjects, grid_coordinates
+from relnet.nn.objects import ConvObjects, KeypointObjects, SentenceObjects, StateObjects, grid_coordinates
 from relnet.nn.questions import QuestionLSTM
 from relnet.nn.relation import RelationNetwork
 
-__all__ = ["MLP", "RelationNetwork", "ConvObjects", "SentenceObjects", "StateObjects", "QuestionLSTM", "ObjectMLP",
+__all__ = ["MLP", "RelationNetwork", "ConvObjects", "KeypointObjects", "SentenceObjects", "StateObjects", "QuestionLSTM", "ObjectMLP",
            "grid_coordinates"]

@@ -1,6 +1,7 @@
 """Object builders: each turns raw input into a set of objects ``(B, N, D)`` and a mask ``(B, N)`` (or None).
 
 * ``ConvObjects``: image -> CNN feature map; each of the d x d cells is an object tagged with its (x, y).
+* ``KeypointObjects``: image -> CNN feature map -> K soft keypoints (attention-pooled features + expected (x, y)).
 * ``SentenceObjects``: story sentences -> a shared LSTM per sentence, tagged with a one-hot position.
 * ``StateObjects``: state descriptions -> categorical attributes embedded (or one-hot), continuous ones passed on.
 """
@@ -116,6 +117,66 @@ class ConvObjects(nn.Module):
         for _ in range(num_layers):
             size = (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
         return size
+
+
+class KeypointObjects(nn.Module):
+    """A small CNN whose objects are K learned soft keypoints instead of grid cells (not in the paper).
+
+    Each keypoint ``k`` is a softmax over every position of the CNN's last feature map (a "spatial softmax", Levine
+    et al. 2016): its attention ``a_k = softmax(w_k . f(p) + b_k)`` over positions ``p``; the object is the
+    attention-weighted mean of the features, ``sum_p a_k(p) f(p)``, followed by the expected position
+    ``sum_p a_k(p) (x_p, y_p)`` in [-1, 1]. Two things change against grid cells: the RN compares K^2 pairs instead
+    of d^4 (8 keypoints: 64 pairs, a 5x5 grid: 625), and a keypoint's position is a weighted mean, as precise as the
+    attention is sharp, where a cell's appended (x, y) locates its content only to the cell.
+
+    Args:
+        in_channels: image channels.
+        channels, strides: output channels and stride of each 3x3 convolution (Conv -> BatchNorm -> ReLU).
+        num_keypoints: K.
+        sharpness: the initial value of a learned factor on each keypoint's attention logits. At 1 a fresh keypoint's attention
+            is nearly uniform (its logits are a random 1x1 convolution of BatchNorm'd features, spread ~0.5), so its
+            position starts at the image centre for every image and its features are the image's mean; at ~10 each
+            keypoint starts on whatever its random filter prefers (a colour), which the answers' gradient can refine.
+
+    Shapes:
+        image ``(B, in_channels, H, W)`` -> objects ``(B, K, channels[-1] + 2)``, mask None.
+    """
+
+    def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24),
+                 strides: Sequence[int] = (2, 2, 1), num_keypoints: int = 8, sharpness: float = 1.0) -> None:
+        super().__init__()
+        if len(channels) != len(strides) or not channels:
+            raise ValueError(f"channels {tuple(channels)} and strides {tuple(strides)} must be non-empty and as long")
+        if num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be >= 1, got {num_keypoints}")
+        if not sharpness > 0:
+            raise ValueError(f"sharpness must be > 0, got {sharpness}")
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for c, s in zip(channels, strides):
+            layers += [nn.Conv2d(prev, c, 3, stride=s, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            prev = c
+        self.conv = nn.Sequential(*layers)
+        self.attend = nn.Conv2d(prev, num_keypoints, 1)  # one attention logit per keypoint and position
+        self.log_sharpness = nn.Parameter(torch.full((num_keypoints, 1, 1), float(sharpness)).log())
+        self.num_keypoints = num_keypoints
+        self.object_dim = prev + 2
+
+    def attention(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, K, H', W')`` attention of each keypoint (sums to 1 over positions) and the feature map."""
+        if image.ndim != 4:
+            raise ValueError(f"image must have shape (B, C, H, W), got {tuple(image.shape)}")
+        fmap = self.conv(image)  # (B, C, H', W')
+        logits = self.attend(fmap) * self.log_sharpness.exp()  # (B, K, H', W')
+        return logits.flatten(2).softmax(dim=-1).view_as(logits), fmap
+
+    def forward(self, image: Tensor) -> tuple[Tensor, None]:
+        att, fmap = self.attention(image)
+        B, C, h, w = fmap.shape
+        att = att.flatten(2)  # (B, K, h*w)
+        feats = att @ fmap.flatten(2).transpose(1, 2)  # (B, K, C)
+        xy = att @ grid_coordinates(h, w, device=image.device, dtype=fmap.dtype)  # (B, K, 2)
+        return torch.cat([feats, xy], dim=-1), None  # (B, K, C+2)
 
 
 class StateObjects(nn.Module):

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from relnet.errors import UserError
-from relnet.nn import ConvObjects, ObjectMLP, RelationNetwork
+from relnet.nn import ConvObjects, KeypointObjects, ObjectMLP, RelationNetwork
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.train.config import TrainConfig
 from relnet.train.options import check_hidden_norm
@@ -59,6 +59,10 @@ class ModelConfig:
     cnn_order: str = "bn-relu"  # or "relu-bn" (kimhc6028's order)
     cnn_downsample: str = "stride"  # or "maxpool" (stride-1 convolutions + 2x2 max-pools: the same 5x5 grid)
     cnn_coords: str = "append"  # or "input" (CoordConv: x, y as input channels) or "both"
+    cnn_objects: str = "grid"  # or "keypoints": K soft keypoints of a small CNN (relnet.nn.KeypointObjects)
+    cnn_strides: tuple[int, ...] = (2, 2, 1)  # keypoints: the stride of each of cnn_channels' convolutions
+    keypoints: int = 8  # keypoints: K
+    keypoint_sharpness: float = 1.0  # keypoints: initial factor on the attention logits (KeypointObjects)
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -124,10 +128,15 @@ class PixelModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, image_size: int = 75) -> None:
         super().__init__()
-        self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
-                               coords=cfg.cnn_coords)
-        d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
-        self.grid = d
+        if cfg.cnn_objects == "keypoints":
+            self.cnn = KeypointObjects(channels=cfg.cnn_channels, strides=cfg.cnn_strides, num_keypoints=cfg.keypoints,
+                                       sharpness=cfg.keypoint_sharpness)
+            num_objects = cfg.keypoints
+        else:
+            self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
+                                   coords=cfg.cnn_coords)
+            d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
+            self.grid, num_objects = d, d * d
         self.mask_background = cfg.mask_background
         self.reconstruct = float(cfg.reconstruct)
         if self.reconstruct:  # a per-cell decoder from the CNN's features (not the coordinates) to its RGB block
@@ -143,7 +152,7 @@ class PixelModel(nn.Module):
         else:
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
-            self.head = ObjectMLP(num_objects=d * d, object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
+            self.head = ObjectMLP(num_objects=num_objects, object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                   hidden_dims=dims, out_dim=soc.NUM_ANSWERS, dropout=dropout,
                                   hidden_norm=cfg.hidden_norm or None)
 
@@ -207,6 +216,16 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     check_hidden_norm(cfg.hidden_norm)
     if cfg.reconstruct < 0:
         raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
+    if cfg.cnn_objects not in ("grid", "keypoints"):
+        raise UserError(f"--model.cnn_objects {cfg.cnn_objects!r}: expected grid or keypoints")
+    if cfg.cnn_objects == "keypoints":
+        if cfg.mask_background or cfg.reconstruct:
+            raise UserError("--model.mask_background and --model.reconstruct need grid cells, not keypoints")
+        if len(cfg.cnn_strides) != len(cfg.cnn_channels):
+            raise UserError(f"--model.cnn_strides {cfg.cnn_strides}: needs one stride per channel count "
+                            f"of --model.cnn_channels {cfg.cnn_channels}")
+        if cfg.keypoints < 1:
+            raise UserError(f"--model.keypoints {cfg.keypoints}: must be >= 1")
     if cfg.reconstruct and cfg.kind == "rn-state":
         raise UserError("--model.reconstruct needs pixels (--model rn or mlp), not rn-state")
     if cfg.kind == "rn-state":
