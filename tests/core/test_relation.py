@@ -21,6 +21,9 @@ PAIR_OPTIONS = {
     "chunked-no-self": {"chunk_pairs": 5, "self_pairs": False},
     "layer-norm": {"hidden_norm": "layer"},
     "layer-norm-chunked-unordered": {"hidden_norm": "layer", "chunk_pairs": 7, "ordered": False},
+    "distance": {"pair_distance": True},
+    "distance-chunked-no-self": {"pair_distance": True, "chunk_pairs": 5, "self_pairs": False},
+    "distance-explicit-max": {"pair_distance": True, "pair_index": [[0, 1], [2, 3], [1, 1], [3, 0]], "reduce": "max"},
 }
 
 
@@ -68,6 +71,44 @@ def test_factorised_first_layer_is_exact():
     pairs = torch.cat([x[:, :, None].expand(B, N, N, 5), x[:, None].expand(B, N, N, 5),
                        q[:, None, None].expand(B, N, N, 3)], dim=-1)  # (B, N, N, 2D+Q)
     torch.testing.assert_close(h, rn.g_in(pairs), rtol=1e-12, atol=1e-12)
+
+
+def test_pair_distance_reads_the_last_two_features_only_through_the_distance():
+    """Moving every object's position by the same offset, or rotating all positions, leaves the distance term as it
+    is; the module then differs from one without distances exactly by that term."""
+    rn = make_rn(pair_distance=True)
+    x, q, mask = inputs()
+    with torch.no_grad():
+        rn.g_in.weight[:, 3:5].zero_()  # o_i's position columns
+        rn.g_in.weight[:, 8:10].zero_()  # o_j's
+    moved = x.clone()
+    c, s_ = torch.cos(torch.tensor(0.7, dtype=x.dtype)), torch.sin(torch.tensor(0.7, dtype=x.dtype))
+    moved[..., 3], moved[..., 4] = c * x[..., 3] - s_ * x[..., 4] + 2.0, s_ * x[..., 3] + c * x[..., 4] - 1.0
+    torch.testing.assert_close(rn(moved, q, mask), rn(x, q, mask), rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        rn.g_dist.zero_()
+    plain = make_rn()
+    plain.load_state_dict({k: v for k, v in rn.state_dict().items() if k != "g_dist"})
+    torch.testing.assert_close(rn(x, q, mask), plain(x, q, mask), rtol=1e-12, atol=1e-12)
+
+
+def test_pair_distance_relations_and_per_object_match_the_sum():
+    rn = make_rn(pair_distance=True)
+    x, q, mask = inputs()
+    rel, valid = rn.relations(x, q, mask)
+    torch.testing.assert_close(rel.sum(dim=(1, 2)), rn.aggregate(x, q, mask), rtol=1e-10, atol=1e-10)
+    per = rn.per_object(x, q, mask)
+    assert per.shape == (3, 5, 6) and torch.isfinite(per).all()
+
+
+def test_pair_distance_gradient_is_finite_on_self_pairs():
+    rn = make_rn(pair_distance=True)
+    x, q, _ = inputs()
+    x.requires_grad_(True)
+    rn(x, q).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(rn.g_dist.grad).all() and rn.g_dist.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="pair_distance"):
+        RelationNetwork(object_dim=1, pair_distance=True, out_dim=2)
 
 
 def test_no_question():

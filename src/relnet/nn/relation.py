@@ -60,6 +60,11 @@ class RelationNetwork(nn.Module):
             f and its ReLU (not in the paper; moon1ite's bAbI RN uses BatchNorm there). A LayerNorm acts on each pair
             alone; a BatchNorm's training statistics run over all the computed pairs of the batch (so it cannot be
             combined with ``chunk_pairs``, whose chunks would each have their own).
+        pair_distance: g's first layer also reads each pair's Euclidean distance ``||p_i - p_j||``, where ``p`` is
+            the last two features of every object (its (x, y), as ``ConvObjects`` and ``KeypointObjects`` append
+            them), through a learned weight per unit of the layer. Not in the paper: "which object is closest" then
+            needs one ReLU threshold on an input instead of g building a squared distance out of ReLUs from four
+            coordinates.
 
     Shapes:
         objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
@@ -82,6 +87,7 @@ class RelationNetwork(nn.Module):
         chunk_pairs: int | None = None,
         aggregate_norm: str | None = None,
         hidden_norm: str | None = None,
+        pair_distance: bool = False,
     ) -> None:
         super().__init__()
         if not g_dims:
@@ -100,6 +106,13 @@ class RelationNetwork(nn.Module):
         if hidden_norm == "batch" and chunk_pairs is not None:
             raise ValueError("hidden_norm='batch' cannot be combined with chunk_pairs (per-chunk statistics)")
         self.g_in = nn.Linear(2 * object_dim + question_dim, g_dims[0])
+        if pair_distance and object_dim < 2:
+            raise ValueError(f"pair_distance needs objects with a position in their last 2 features, got object_dim "
+                             f"{object_dim}")
+        self.g_dist = None  # (H,) weight of the pair distance, as one more input column of g_in
+        if pair_distance:
+            bound = 1.0 / (self.g_in.in_features + 1) ** 0.5
+            self.g_dist = nn.Parameter(torch.empty(g_dims[0]).uniform_(-bound, bound))
         self.g_in_norm = make_norm(hidden_norm, g_dims[0])  # on the first layer's pre-activation, per pair
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]), norm=hidden_norm)
         if aggregate_norm not in (None, "layer", "batch"):
@@ -129,6 +142,9 @@ class RelationNetwork(nn.Module):
 
     def reset_parameters(self) -> None:
         self.g_in.reset_parameters()
+        if self.g_dist is not None:
+            bound = 1.0 / (self.g_in.in_features + 1) ** 0.5
+            nn.init.uniform_(self.g_dist, -bound, bound)
         if not isinstance(self.g_in_norm, nn.Identity):
             self.g_in_norm.reset_parameters()
         self.g_rest.reset_parameters()
@@ -163,6 +179,17 @@ class RelationNetwork(nn.Module):
         if question is not None:
             right = right + (question @ w[:, 2 * D :].T)[:, None, :]  # (B, N, H)   + W_q q
         return left, right
+
+    def _positions(self, objects: Tensor) -> Tensor | None:
+        """``(B, N, 2)`` the objects' positions when g reads pair distances, else None."""
+        return objects[..., -2:] if self.g_dist is not None else None
+
+    def _with_distance(self, pre: Tensor, pos_i: Tensor | None, pos_j: Tensor | None) -> Tensor:
+        """``pre + ||p_i - p_j|| w_dist`` (broadcast over pairs), or ``pre`` unchanged without pair distances."""
+        if self.g_dist is None:
+            return pre
+        d = ((pos_i - pos_j).pow(2).sum(-1) + 1e-8).sqrt()  # (...,) finite gradient at d = 0 (self-pairs)
+        return pre + d[..., None] * self.g_dist
 
     def _pair_matrix(self, N: int, device: torch.device) -> Tensor | None:
         """(N, N) bool of the pairs to use, or None for all N^2 ordered pairs."""
@@ -210,15 +237,25 @@ class RelationNetwork(nn.Module):
         stacked = torch.stack(parts)  # (chunks, B, 2G)
         return torch.cat([stacked[..., :G].sum(0), stacked[..., G:].amax(0)], dim=-1)
 
-    def _dense_rows(self, left: Tensor, right: Tensor) -> Tensor:
+    def _dense_rows(self, left: Tensor, right: Tensor, pos_left: Tensor | None = None,
+                    pos_right: Tensor | None = None) -> Tensor:
         """Pool of g over the pairs (i in rows of ``left``, every j): ``(B, n, H), (B, N, H) -> (B, G)``."""
         B, n, H = left.shape
-        h = self._g(left[:, :, None, :] + right[:, None, :, :])  # (B, n, N, H) -> (B*n*N, G)
+        pre = left[:, :, None, :] + right[:, None, :, :]  # (B, n, N, H)
+        if self.g_dist is not None:
+            pre = self._with_distance(pre, pos_left[:, :, None, :], pos_right[:, None, :, :])
+        h = self._g(pre)  # (B*n*N, G)
         return self._pool(h.view(B, -1, h.shape[-1]))  # (B, G) or (B, 2G)
 
-    def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int) -> Tensor:
+    def _pair_g(self, left: Tensor, right: Tensor, pos: Tensor | None, b: Tensor, i: Tensor, j: Tensor) -> Tensor:
+        """g of an explicit pair list: ``-> (P, G)``."""
+        pre = left[b, i] + right[b, j]  # (P, H)
+        return self._g(pre if pos is None else self._with_distance(pre, pos[b, i], pos[b, j]))
+
+    def _packed(self, left: Tensor, right: Tensor, b: Tensor, i: Tensor, j: Tensor, B: int,
+                pos: Tensor | None = None) -> Tensor:
         """Pool of g over an explicit pair list, per example: ``-> (B, G)`` (or ``(B, 2G)``)."""
-        h = self._g(left[b, i] + right[b, j])  # (P, G)
+        h = self._pair_g(left, right, pos, b, i, j)  # (P, G)
         G = h.shape[-1]
         parts = []
         if self.reduce != "max":
@@ -251,14 +288,17 @@ class RelationNetwork(nn.Module):
         self._check(objects, question, mask)
         B, N, _ = objects.shape
         left, right = self._project(objects, question)
+        pos = self._positions(objects)
         valid = self._valid_pairs(N, mask, objects.device)
         if valid is None:  # every ordered pair: broadcast, no index lists
             rows = N if self.chunk_pairs is None else max(1, self.chunk_pairs // max(1, B * N))
             if rows >= N:
-                total = self._dense_rows(left, right)
+                total = self._dense_rows(left, right, pos, pos)
             else:
                 total = self._combine([
-                    self._maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right) for r in range(0, N, rows)
+                    self._maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right,
+                                           None if pos is None else pos[:, r : r + rows], pos)
+                    for r in range(0, N, rows)
                 ])
             count = torch.full((B, 1), float(N * N), device=objects.device, dtype=objects.dtype)
         else:
@@ -267,11 +307,12 @@ class RelationNetwork(nn.Module):
             P = b.numel()
             step = P if self.chunk_pairs is None else self.chunk_pairs
             if P <= step:
-                total = self._packed(left, right, b, i, j, B)
+                total = self._packed(left, right, b, i, j, B, pos)
             else:
                 total = self._combine([
                     self._maybe_checkpoint(
-                        lambda l, r, s=s: self._packed(l, r, b[s : s + step], i[s : s + step], j[s : s + step], B),
+                        lambda l, r, s=s: self._packed(l, r, b[s : s + step], i[s : s + step], j[s : s + step], B,
+                                                       pos),
                         left,
                         right,
                     )
@@ -306,7 +347,7 @@ class RelationNetwork(nn.Module):
         valid = self._valid_pairs(N, mask, objects.device)
         valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
         b, i, j = valid.nonzero(as_tuple=True)  # (P,) each
-        h = self._g(left[b, i] + right[b, j])  # (P, G)
+        h = self._pair_g(left, right, self._positions(objects), b, i, j)  # (P, G)
         other = i != j  # a pair (i, j) also belongs to j; (i, i) only once
         rows = torch.cat([b * N + i, (b * N + j)[other]])  # (P + P',)
         vals = torch.cat([h, h[other]])  # (P + P', G)
@@ -332,7 +373,7 @@ class RelationNetwork(nn.Module):
         valid = torch.ones(B, N, N, dtype=torch.bool, device=objects.device) if valid is None else valid.expand(B, N, N)
         b, i, j = valid.nonzero(as_tuple=True)
         out = left.new_zeros(B, N, N, self.relation_dim)
-        out[b, i, j] = self._g(left[b, i] + right[b, j])
+        out[b, i, j] = self._pair_g(left, right, self._positions(objects), b, i, j)
         return out, valid.clone()
 
 
@@ -352,6 +393,8 @@ def naive_relation_network(rn: RelationNetwork, objects: Tensor, question: Tenso
                     continue
                 parts = [objects[bi, i], objects[bi, j]] + ([question[bi]] if question is not None else [])
                 pre = rn.g_in(torch.cat(parts))[None]  # (1, H): one pair
+                if rn.g_dist is not None:  # + ||p_i - p_j|| w_dist, p = the last two features
+                    pre = pre + torch.sqrt(((objects[bi, i, -2:] - objects[bi, j, -2:]) ** 2).sum() + 1e-8) * rn.g_dist
                 rels.append(rn.g_rest(torch.relu(rn.g_in_norm(pre)))[0])
         stacked = torch.stack(rels)
         total, top = stacked.sum(0), stacked.amax(0)

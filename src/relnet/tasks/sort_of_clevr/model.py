@@ -62,7 +62,10 @@ class ModelConfig:
     cnn_objects: str = "grid"  # or "keypoints": K soft keypoints of a small CNN (relnet.nn.KeypointObjects)
     cnn_strides: tuple[int, ...] = (2, 2, 1)  # keypoints: the stride of each of cnn_channels' convolutions
     keypoints: int = 8  # keypoints: K
+    pair_distance: bool = False  # rn, rn-state: g also reads each pair's distance (relnet.RelationNetwork)
     keypoint_sharpness: float = 1.0  # keypoints: initial factor on the attention logits (KeypointObjects)
+    keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
+    keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -130,7 +133,8 @@ class PixelModel(nn.Module):
         super().__init__()
         if cfg.cnn_objects == "keypoints":
             self.cnn = KeypointObjects(channels=cfg.cnn_channels, strides=cfg.cnn_strides, num_keypoints=cfg.keypoints,
-                                       sharpness=cfg.keypoint_sharpness)
+                                       sharpness=cfg.keypoint_sharpness, sharpen=cfg.keypoint_sharpen,
+                                       sharpen_between=tuple(cfg.keypoint_sharpen_steps))
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
@@ -148,7 +152,8 @@ class PixelModel(nn.Module):
             self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
                                         f_dropout=cfg.f_dropout, reduce=cfg.reduce,
-                                        aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None)
+                                        aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None,
+                                        pair_distance=cfg.pair_distance)
         else:
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
@@ -201,7 +206,8 @@ class StateModel(nn.Module):
         super().__init__()
         self.head = RelationNetwork(object_dim=10, question_dim=soc.QUESTION_DIM, g_dims=cfg.g_dims, f_dims=cfg.f_dims,
                                     out_dim=soc.NUM_ANSWERS, f_dropout=cfg.f_dropout, reduce=cfg.reduce,
-                                    aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None)
+                                    aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None,
+                                    pair_distance=cfg.pair_distance)
 
     def objects(self, state: Tensor) -> Tensor:
         return state
@@ -226,6 +232,11 @@ def build_model(cfg: ModelConfig) -> nn.Module:
                             f"of --model.cnn_channels {cfg.cnn_channels}")
         if cfg.keypoints < 1:
             raise UserError(f"--model.keypoints {cfg.keypoints}: must be >= 1")
+        a_b = tuple(cfg.keypoint_sharpen_steps)
+        if len(a_b) != 2 or not 0 <= a_b[0] <= a_b[1] or not cfg.keypoint_sharpen > 0 or not cfg.keypoint_sharpness > 0:
+            raise UserError(f"--model.keypoint_sharpen_steps {a_b}, --model.keypoint_sharpen {cfg.keypoint_sharpen}, "
+                            f"--model.keypoint_sharpness {cfg.keypoint_sharpness}: need two steps 0 <= start <= end "
+                            "and positive factors")
     if cfg.reconstruct and cfg.kind == "rn-state":
         raise UserError("--model.reconstruct needs pixels (--model rn or mlp), not rn-state")
     if cfg.kind == "rn-state":
