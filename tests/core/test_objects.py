@@ -166,6 +166,14 @@ def test_keypoint_objects_locate_a_bright_spot_below_the_grid_step():
     objs, _ = m(image)
     x, y = objs[0, 0, -2:].tolist()
     assert abs(x - (-1 + 2 * 6.5 / 10)) < 1e-3 and abs(y - (-1 + 2 * 2.5 / 10)) < 1e-3
+    torch.testing.assert_close(m.pixel_positions(objs, (11, 11))[0, 0], torch.tensor([6.5, 2.5]), atol=1e-3, rtol=0)
+
+
+def test_keypoint_pixel_positions_follow_the_strides():
+    m = KeypointObjects(channels=(2, 2), strides=(2, 2), num_keypoints=1)  # 75 -> 38 -> 19: position p is pixel 4p
+    corners = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, -1.0]]])
+    torch.testing.assert_close(m.pixel_positions(corners, (75, 75))[0], torch.tensor([[0.0, 0.0], [72.0, 72.0],
+                                                                                       [36.0, 0.0]]))
 
 
 def test_question_lstm_padding_is_ignored():

@@ -40,12 +40,28 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pixel_checkpoint(tmp_path_factory) -> Path:
     """An untrained Sort-of-CLEVR CNN+RN (tiny widths) saved as a real checkpoint folder."""
-    from relnet.checkpoint import save_checkpoint
-    from relnet.tasks.sort_of_clevr import data as soc
-    from relnet.tasks.sort_of_clevr.model import ModelConfig, build_model
-    from relnet.train.config import to_dict
+    from relnet.tasks.sort_of_clevr.model import ModelConfig
 
     cfg = ModelConfig(kind="rn", cnn_channels=(8, 8, 8, 8), g_dims=(16, 16), f_dims=(16,), f_dropout=(0.0,))
+    return _save_soc(tmp_path_factory, cfg)
+
+
+@pytest.fixture(scope="session")
+def keypoint_checkpoint(tmp_path_factory) -> Path:
+    """An untrained Sort-of-CLEVR keypoint CNN+RN (6 keypoints, pair distances) as a real checkpoint folder."""
+    from relnet.tasks.sort_of_clevr.model import ModelConfig
+
+    cfg = ModelConfig(kind="rn", cnn_objects="keypoints", cnn_channels=(8, 8, 8), keypoints=6, pair_distance=True,
+                      keypoint_standardize=True, g_dims=(16, 16), f_dims=(16,), f_dropout=(0.0,))
+    return _save_soc(tmp_path_factory, cfg)
+
+
+def _save_soc(tmp_path_factory, cfg) -> Path:
+    from relnet.checkpoint import save_checkpoint
+    from relnet.tasks.sort_of_clevr import data as soc
+    from relnet.tasks.sort_of_clevr.model import build_model
+    from relnet.train.config import to_dict
+
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "soc"
     save_checkpoint(path, build_model(cfg), {"task": "sort-of-clevr", "model": to_dict(cfg),
@@ -91,6 +107,13 @@ def live_scene_server(tiny_checkpoint):
 @pytest.fixture(scope="module")
 def live_pixel_server(pixel_checkpoint):
     srv = LiveServer(pixel_checkpoint)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def live_keypoint_server(keypoint_checkpoint):
+    srv = LiveServer(keypoint_checkpoint)
     yield srv
     srv.stop()
 

@@ -151,6 +151,20 @@ def test_pixel_backend(pixel_client):
     assert r.status_code == 422 and "36 Sort-of-CLEVR questions" in r.json()["error"]
 
 
+def test_keypoint_pixel_backend(keypoint_checkpoint):
+    """A keypoint model: 6 objects, and each answer says where its keypoints sit in the image."""
+    from relnet.tasks.showcase.server import load_backend, make_app
+
+    client = TestClient(make_app(load_backend(keypoint_checkpoint)))
+    info = client.get("/api/info").json()
+    assert info["objects"] == "keypoints" and info["num_objects"] == 6 and info["cells"] is None
+    scene = client.post("/api/scene", json={"seed": 3}).json()
+    out = client.post("/api/ask", json={"scene": scene, "question": scene["questions"][1]}).json()
+    assert len(out["grid"]) == 6 and all(len(row) == 6 for row in out["grid"])
+    points = out["points"]
+    assert len(points) == 6 and all(0 <= v <= 74 for p in points for v in p)
+
+
 def test_cli_errors(tiny_checkpoint, tmp_path, capsys):
     assert main(["showcase", "--checkpoint", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -138,6 +138,25 @@ def test_seed_questions_grid_and_drag(live_scene_server, browser):
     page.close()
 
 
+def test_keypoint_mode_draws_the_keypoints(live_keypoint_server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(live_keypoint_server.url + "/?seed=4")
+    wait_idle(page)
+    assert "6 learned keypoints as objects" in page.inner_text("#mode")
+    assert page.locator("#grid td.cell").count() == 36
+    marks = page.eval_on_selector_all("#keypoints circle.keypoint", "els => els.map(e => [+e.getAttribute('cx'), "
+                                      "+e.getAttribute('cy')])")
+    points = page.evaluate("window.relnet.state.result.points")
+    assert marks == [[round(x, 2), round(y, 2)] for x, y in points] and len(marks) == 6
+    for line in page.eval_on_selector_all("#pair-lines line", "els => els.map(e => [+e.dataset.i, "
+                                          "+e.getAttribute('x1'), +e.getAttribute('y1')])"):
+        assert [line[1], line[2]] == points[line[0]]  # pair lines join keypoints, not grid cells
+    assert errors == []
+    page.close()
+
+
 def test_pixel_mode(live_pixel_server, browser):
     from relnet.tasks.sort_of_clevr import data as soc
 

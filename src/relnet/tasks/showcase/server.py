@@ -100,7 +100,9 @@ class SceneBackend:
 
 
 class PixelBackend:
-    """Sort-of-CLEVR CNN+RN checkpoints: the rendered image, 25 CNN cells as objects, 11-bit questions."""
+    """Sort-of-CLEVR CNN+RN checkpoints: the rendered image, 11-bit questions, and as objects either the CNN's 25
+    grid cells or its K learned keypoints (``--model.cnn_objects=keypoints``; each answer then carries the
+    keypoints' pixel positions, ``points``, so the page draws the pairs between them)."""
 
     mode = "pixels"
 
@@ -114,6 +116,8 @@ class PixelBackend:
         from relnet.tasks.sort_of_clevr import data as soc
 
         self.soc = soc
+        self.keypoints = self.config["model"].get("cnn_objects", "grid") == "keypoints"
+        self.num_objects = self.model.cnn.num_keypoints if self.keypoints else self.model.grid ** 2
         self.texts = {soc.describe_question(soc.encode_question(c, s)): (c, s)
                       for s in range(len(soc.SUBTYPE_NAMES)) for c in range(soc.NUM_OBJECTS)}
         self.lookup = {self._norm(t): t for t in self.texts}
@@ -127,7 +131,9 @@ class PixelBackend:
         return {"mode": self.mode, "task": "sort-of-clevr", "questions": self.seed_questions(),
                 "forms": list(self.texts), "colors": {n: "#%02x%02x%02x" % tuple(int(v) for v in rgb)
                                                       for n, rgb in zip(soc.COLOR_NAMES, soc.COLORS)},
-                "shapes": list(soc.SHAPE_NAMES), "num_objects": 25, "image_size": 75, "cells": 5}
+                "shapes": list(soc.SHAPE_NAMES), "num_objects": self.num_objects, "image_size": 75,
+                "objects": "keypoints" if self.keypoints else "cells",
+                "cells": None if self.keypoints else self.model.grid}
 
     def seed_questions(self) -> list[str]:
         soc = self.soc
@@ -189,9 +195,13 @@ class PixelBackend:
             rel, valid = self.model.head.relations(objects, q, mask)
         norms = rel[0].norm(dim=-1)
         k = int(probs.argmax())
-        return {"question": canonical, "family": soc.SUBTYPE_NAMES[subtype], "referent": color,
-                "answer": soc.ANSWERS[k], "probability": float(probs[k]), "correct": soc.ANSWERS[int(correct)],
-                "top": _top(probs, list(soc.ANSWERS)), "grid": _grid(norms, valid[0]), "image": self._png(image)}
+        out = {"question": canonical, "family": soc.SUBTYPE_NAMES[subtype], "referent": color,
+               "answer": soc.ANSWERS[k], "probability": float(probs[k]), "correct": soc.ANSWERS[int(correct)],
+               "top": _top(probs, list(soc.ANSWERS)), "grid": _grid(norms, valid[0]), "image": self._png(image)}
+        if self.keypoints:  # where each keypoint object sits, in image pixels (x = column, y = row)
+            points = self.model.cnn.pixel_positions(objects, tuple(image.shape[:2]))[0]
+            out["points"] = [[round(float(x), 2), round(float(y), 2)] for x, y in points]
+        return out
 
 
 def load_backend(path: str | Path) -> SceneBackend | PixelBackend:

@@ -66,6 +66,7 @@ class ModelConfig:
     keypoint_sharpness: float = 1.0  # keypoints: initial factor on the attention logits (KeypointObjects)
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
+    keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -134,7 +135,8 @@ class PixelModel(nn.Module):
         if cfg.cnn_objects == "keypoints":
             self.cnn = KeypointObjects(channels=cfg.cnn_channels, strides=cfg.cnn_strides, num_keypoints=cfg.keypoints,
                                        sharpness=cfg.keypoint_sharpness, sharpen=cfg.keypoint_sharpen,
-                                       sharpen_between=tuple(cfg.keypoint_sharpen_steps))
+                                       sharpen_between=tuple(cfg.keypoint_sharpen_steps),
+                                       standardize=cfg.keypoint_standardize)
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,

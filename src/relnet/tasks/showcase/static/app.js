@@ -89,13 +89,22 @@ function drawScene() {
   // Lines for the strong pairs, brighter and thicker for stronger ones (drawn under the objects).
   const lines = el("g", { id: "pair-lines" }, svg);
   const pos = objectPositions();
-  const at = pixels ? cellCentre : (k) => pos[k];
+  const points = pixels && state.result && state.result.points;  // keypoint models: where each object sits
+  const at = points ? (k) => points[k] : pixels ? cellCentre : (k) => pos[k];
   const unit = pixels ? W / SIZE : 1;
   for (const [i, j, s] of pairStrengths()) {
     const [x1, y1] = at(i), [x2, y2] = at(j);
     el("line", { x1, y1, x2, y2, class: "pair-line", "data-i": i, "data-j": j, "data-strength": s.toFixed(3),
                  stroke: pixels ? "#d6336c" : "#ffd166", "stroke-opacity": (0.15 + 0.85 * s).toFixed(3),
                  "stroke-width": ((1 + 5 * s) * unit).toFixed(3), "stroke-linecap": "round" }, lines);
+  }
+  if (points) {
+    const marks = el("g", { id: "keypoints" }, svg);
+    points.forEach(([x, y], k) => {
+      const m = el("circle", { cx: x, cy: y, r: 1.6, class: "keypoint", fill: "#d6336c", stroke: "#fff",
+                               "stroke-width": 0.4 }, marks);
+      m.dataset.index = k;
+    });
   }
   const objs = el("g", { id: "objects" }, svg);
   const ref = state.result ? state.result.referent : null;
@@ -321,7 +330,8 @@ async function main() {
   state.info = await r.json();
   state.mode = state.info.mode;
   $("mode").textContent = state.mode === "scene"
-    ? "state-description RN, question LSTM" : "Sort-of-CLEVR CNN+RN: 25 cells as objects";
+    ? "state-description RN, question LSTM"
+    : `Sort-of-CLEVR CNN+RN: ${state.info.num_objects} ${state.info.objects === "keypoints" ? "learned keypoints" : "cells"} as objects`;
   const dl = $("forms");
   for (const f of state.info.forms) { const o = document.createElement("option"); o.value = f; dl.appendChild(o); }
   $("new-scene").addEventListener("click", () => newScene());
