@@ -169,6 +169,28 @@ def test_keypoint_objects_locate_a_bright_spot_below_the_grid_step():
     torch.testing.assert_close(m.pixel_positions(objs, (11, 11))[0, 0], torch.tensor([6.5, 2.5]), atol=1e-3, rtol=0)
 
 
+def test_keypoint_local_position_matches_a_loop_reference():
+    """``position="local"``: the expectation over the 3x3 window around each peak, cut at the map's border."""
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=3, position="local").eval()
+    image = torch.rand(2, 3, 6, 7, requires_grad=True)
+    objs, _ = m(image)
+    objs.sum().backward()
+    assert torch.isfinite(image.grad).all()
+    att, _ = m.attention(image)
+    coords = grid_coordinates(6, 7).view(6, 7, 2)
+    for b in range(2):
+        for k in range(3):
+            a = att[b, k].detach()
+            r, c = divmod(int(a.flatten().argmax()), 7)
+            cells = [(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if 0 <= r + dr < 6 and 0 <= c + dc < 7]
+            total = sum(a[i, j] for i, j in cells)
+            expected = sum(a[i, j] * coords[i, j] for i, j in cells) / total
+            torch.testing.assert_close(objs[b, k, -2:].detach(), expected, atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="position"):
+        KeypointObjects(position="hard")
+
+
 def test_keypoint_pixel_positions_follow_the_strides():
     m = KeypointObjects(channels=(2, 2), strides=(2, 2), num_keypoints=1)  # 75 -> 38 -> 19: position p is pixel 4p
     corners = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, -1.0]]])

@@ -67,6 +67,7 @@ class ModelConfig:
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
+    keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak)
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -136,7 +137,7 @@ class PixelModel(nn.Module):
             self.cnn = KeypointObjects(channels=cfg.cnn_channels, strides=cfg.cnn_strides, num_keypoints=cfg.keypoints,
                                        sharpness=cfg.keypoint_sharpness, sharpen=cfg.keypoint_sharpen,
                                        sharpen_between=tuple(cfg.keypoint_sharpen_steps),
-                                       standardize=cfg.keypoint_standardize)
+                                       standardize=cfg.keypoint_standardize, position=cfg.keypoint_position)
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
@@ -234,6 +235,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
                             f"of --model.cnn_channels {cfg.cnn_channels}")
         if cfg.keypoints < 1:
             raise UserError(f"--model.keypoints {cfg.keypoints}: must be >= 1")
+        if cfg.keypoint_position not in ("soft", "local"):
+            raise UserError(f"--model.keypoint_position {cfg.keypoint_position!r}: expected soft or local")
         a_b = tuple(cfg.keypoint_sharpen_steps)
         if len(a_b) != 2 or not 0 <= a_b[0] <= a_b[1] or not cfg.keypoint_sharpen > 0 or not cfg.keypoint_sharpness > 0:
             raise UserError(f"--model.keypoint_sharpen_steps {a_b}, --model.keypoint_sharpen {cfg.keypoint_sharpen}, "
