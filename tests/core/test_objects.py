@@ -191,6 +191,17 @@ def test_keypoint_local_position_matches_a_loop_reference():
         KeypointObjects(position="hard")
 
 
+def test_keypoint_both_positions_are_the_soft_then_the_local_one():
+    image = torch.rand(2, 3, 9, 9)
+    out = {}
+    for position in ("soft", "local", "both"):
+        torch.manual_seed(0)
+        out[position] = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=2, position=position).eval()(image)[0]
+    assert out["both"].shape == (2, 2, 8)
+    torch.testing.assert_close(out["both"][..., :6], out["soft"])
+    torch.testing.assert_close(out["both"][..., 6:], out["local"][..., 4:])
+
+
 def test_keypoint_pixel_positions_follow_the_strides():
     m = KeypointObjects(channels=(2, 2), strides=(2, 2), num_keypoints=1)  # 75 -> 38 -> 19: position p is pixel 4p
     corners = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, -1.0]]])

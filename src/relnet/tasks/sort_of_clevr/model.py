@@ -67,7 +67,7 @@ class ModelConfig:
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
-    keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak)
+    keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -235,8 +235,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
                             f"of --model.cnn_channels {cfg.cnn_channels}")
         if cfg.keypoints < 1:
             raise UserError(f"--model.keypoints {cfg.keypoints}: must be >= 1")
-        if cfg.keypoint_position not in ("soft", "local"):
-            raise UserError(f"--model.keypoint_position {cfg.keypoint_position!r}: expected soft or local")
+        if cfg.keypoint_position not in ("soft", "local", "both"):
+            raise UserError(f"--model.keypoint_position {cfg.keypoint_position!r}: expected soft, local or both")
         a_b = tuple(cfg.keypoint_sharpen_steps)
         if len(a_b) != 2 or not 0 <= a_b[0] <= a_b[1] or not cfg.keypoint_sharpen > 0 or not cfg.keypoint_sharpness > 0:
             raise UserError(f"--model.keypoint_sharpen_steps {a_b}, --model.keypoint_sharpen {cfg.keypoint_sharpen}, "
