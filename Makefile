@@ -15,7 +15,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# The demo takes ~4.5 minutes on 2 cores (268 s measured from a fresh clone, install included): the shipped CNN+RN
+# The demo took ~4.5 minutes on 2 cores (268 s measured from a fresh clone, install included; session 14 halved the state
+# RN's part, 4.0 -> 2.1 min of training): the shipped CNN+RN
 # and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the state-description RN trained from
 # scratch, evaluated and reported (runs/demo/).
 demo: install
