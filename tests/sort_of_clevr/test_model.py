@@ -61,6 +61,18 @@ def test_keypoint_objects_build_and_take_a_step(kind, tiny_split):
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
 
 
+def test_frozen_objects_train_only_the_head(tiny_split):
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16),
+                              freeze_objects=True)
+    model = build_model(cfg).train()
+    stats = model.cnn.conv[1].running_mean.clone()
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(4))
+    F.cross_entropy(model(x, q), y).backward()
+    assert all(p.grad is None for p in model.cnn.parameters())
+    assert all(p.grad is not None for p in model.head.parameters())
+    torch.testing.assert_close(model.cnn.conv[1].running_mean, stats)  # BatchNorm statistics frozen too
+
+
 @pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),
                                              ({"cnn_strides": (2,)}, "cnn_strides"), ({"keypoints": 0}, "keypoints"),
                                              ({"mask_background": True}, "grid cells")])

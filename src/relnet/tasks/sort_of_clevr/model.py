@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -71,6 +72,7 @@ class ModelConfig:
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
+    freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
     keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
@@ -150,6 +152,7 @@ class PixelModel(nn.Module):
             d = ConvObjects.output_size(image_size, len(cfg.cnn_channels))
             self.grid, num_objects = d, d * d
         self.mask_background = cfg.mask_background
+        self.freeze_objects = cfg.freeze_objects
         self.reconstruct = float(cfg.reconstruct)
         if self.reconstruct:  # a per-cell decoder from the CNN's features (not the coordinates) to its RGB block
             self.block = -(-image_size // d)  # pixels per cell side: 75 / 5 = 15
@@ -170,7 +173,11 @@ class PixelModel(nn.Module):
                                   hidden_norm=cfg.hidden_norm or None)
 
     def objects(self, image: Tensor) -> Tensor:
-        return self.cnn(image)[0]  # (B, 25, C+2)
+        if self.freeze_objects:  # a probe: the head learns on the objects of a given (e.g. --train.init_from) CNN
+            self.cnn.eval()
+            with torch.no_grad():
+                return self.cnn(image)[0]
+        return self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
 
     def object_mask(self, image: Tensor) -> Tensor | None:
         """``mask_background``: True for the grid cells whose pixel block holds any non-white pixel: ``(B, 25)``.
