@@ -202,6 +202,22 @@ def test_keypoint_both_positions_are_the_soft_then_the_local_one():
     torch.testing.assert_close(out["both"][..., 6:], out["local"][..., 4:])
 
 
+def test_keypoint_local_features_pool_the_peak_window():
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=2, position="local", local_features=True).eval()
+    image = torch.rand(1, 3, 6, 7)
+    objs, _ = m(image)
+    assert objs.shape == (1, 2, 4 + 4 + 2) and m.object_dim == 10
+    att, fmap = m.attention(image)
+    for k in range(2):
+        a = att[0, k]
+        r, c = divmod(int(a.flatten().argmax()), 7)
+        cells = [(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if 0 <= r + dr < 6 and 0 <= c + dc < 7]
+        total = sum(a[i, j] for i, j in cells)
+        expected = sum(a[i, j] * fmap[0, :, i, j] for i, j in cells) / total
+        torch.testing.assert_close(objs[0, k, 4:8], expected, atol=1e-6, rtol=1e-6)
+
+
 def test_keypoint_pixel_positions_follow_the_strides():
     m = KeypointObjects(channels=(2, 2), strides=(2, 2), num_keypoints=1)  # 75 -> 38 -> 19: position p is pixel 4p
     corners = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, -1.0]]])

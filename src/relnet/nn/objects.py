@@ -158,6 +158,8 @@ class KeypointObjects(nn.Module):
             which ``RelationNetwork(pair_distance=True)`` reads, are the local ones). Measured: the local position
             alone is slow to learn from (the peak of a fresh, nearly flat attention map is noise), the soft one
             alone is blurred; both give the head a smooth signal early and a precise one once attention peaks.
+        local_features: each object also carries the features pooled over that 3x3 window (``C`` more numbers,
+            before the positions), not only over the whole map.
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, K, channels[-1] + 2)`` (``+ 4`` with ``position="both"``),
@@ -167,7 +169,7 @@ class KeypointObjects(nn.Module):
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24),
                  strides: Sequence[int] = (2, 2, 1), num_keypoints: int = 8, sharpness: float = 1.0,
                  sharpen: float = 1.0, sharpen_between: tuple[int, int] = (0, 0), standardize: bool = False,
-                 position: str = "soft") -> None:
+                 position: str = "soft", local_features: bool = False) -> None:
         super().__init__()
         if len(channels) != len(strides) or not channels:
             raise ValueError(f"channels {tuple(channels)} and strides {tuple(strides)} must be non-empty and as long")
@@ -194,10 +196,11 @@ class KeypointObjects(nn.Module):
         if position not in ("soft", "local", "both"):
             raise ValueError(f"position must be 'soft', 'local' or 'both', got {position!r}")
         self.position = position
+        self.local_features = local_features
         self.sharpen, self.sharpen_between = float(sharpen), (int(sharpen_between[0]), int(sharpen_between[1]))
         self.register_buffer("passes", torch.zeros((), dtype=torch.long))  # training forward passes so far
         self.num_keypoints = num_keypoints
-        self.object_dim = prev + (4 if position == "both" else 2)
+        self.object_dim = prev * (2 if local_features else 1) + (4 if position == "both" else 2)
 
     def attention(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, K, H', W')`` attention of each keypoint (sums to 1 over positions) and the feature map."""
@@ -240,15 +243,22 @@ class KeypointObjects(nn.Module):
         feats = flat @ fmap.flatten(2).transpose(1, 2)  # (B, K, C)
         coords = grid_coordinates(h, w, device=image.device, dtype=fmap.dtype)  # (h*w, 2)
         parts = [feats]  # (B, K, C)
+        if self.local_features or self.position != "soft":
+            weight, index = self._local_window(att)  # (B, K, 9) each
+        if self.local_features:
+            cells = fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)
+            local = cells.gather(1, index.flatten(1)[..., None].expand(-1, -1, C)).view(B, -1, 9, C)  # (B, K, 9, C)
+            parts.append((weight[..., None] * local).sum(-2))  # (B, K, C)
         if self.position in ("soft", "both"):
             parts.append(flat @ coords)  # (B, K, 2)
         if self.position in ("local", "both"):
-            parts.append(self._local_expectation(att, coords))  # (B, K, 2)
-        return torch.cat(parts, dim=-1), None  # (B, K, C+2) or (B, K, C+4)
+            parts.append((weight[..., None] * coords[index]).sum(-2))  # (B, K, 2)
+        return torch.cat(parts, dim=-1), None  # (B, K, object_dim)
 
     @staticmethod
-    def _local_expectation(att: Tensor, coords: Tensor) -> Tensor:
-        """``(B, K, h, w)`` attention -> ``(B, K, 2)`` expected (x, y) over the 3x3 positions around each peak."""
+    def _local_window(att: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, K, h, w)`` attention -> the 3x3 positions around each peak: their attention renormalised and their
+        flat indices, ``(B, K, 9)`` each (positions outside the map weigh 0)."""
         B, K, h, w = att.shape
         peak = att.flatten(2).argmax(dim=-1)  # (B, K)
         rows, cols = peak // w, peak % w
@@ -258,8 +268,7 @@ class KeypointObjects(nn.Module):
         inside = ((r >= 0) & (r < h) & (c >= 0) & (c < w)).flatten(-2)  # (B, K, 9)
         index = (r.clamp(0, h - 1) * w + c.clamp(0, w - 1)).flatten(-2)  # (B, K, 9)
         weight = att.flatten(2).gather(-1, index) * inside  # (B, K, 9), outside the map: 0
-        weight = weight / weight.sum(-1, keepdim=True)
-        return (weight[..., None] * coords[index]).sum(-2)  # (B, K, 2)
+        return weight / weight.sum(-1, keepdim=True), index
 
 
 class StateObjects(nn.Module):

@@ -73,6 +73,7 @@ class ModelConfig:
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
     freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
+    keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
     keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
@@ -144,7 +145,8 @@ class PixelModel(nn.Module):
             self.cnn = KeypointObjects(channels=cfg.cnn_channels, strides=cfg.cnn_strides, num_keypoints=cfg.keypoints,
                                        sharpness=cfg.keypoint_sharpness, sharpen=cfg.keypoint_sharpen,
                                        sharpen_between=tuple(cfg.keypoint_sharpen_steps),
-                                       standardize=cfg.keypoint_standardize, position=cfg.keypoint_position)
+                                       standardize=cfg.keypoint_standardize, position=cfg.keypoint_position,
+                                       local_features=cfg.keypoint_local_features)
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
