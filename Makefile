@@ -15,8 +15,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-# The demo took ~4.5 minutes on 2 cores (268 s measured from a fresh clone, install included; session 14 halved the state
-# RN's part, 4.0 -> 2.1 min of training): the shipped CNN+RN
+# The demo took ~4.5 minutes on 2 cores (268 s measured from a fresh clone, install included); session 14 halved the
+# state RN's training (4.0 -> 2.1 min on 1 thread) but measured the demo only beside another job holding one core
+# (425 s, the state RN 6.4 min on the contended threads; 99.1% relational): the shipped CNN+RN
 # and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the state-description RN trained from
 # scratch, evaluated and reported (runs/demo/).
 demo: install
