@@ -196,7 +196,8 @@ def test_keypoint_both_positions_are_the_soft_then_the_local_one():
     out = {}
     for position in ("soft", "local", "both"):
         torch.manual_seed(0)
-        out[position] = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=2, position=position).eval()(image)[0]
+        m = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=2, position=position).eval()
+        out[position] = m(image)[0]
     assert out["both"].shape == (2, 2, 8)
     torch.testing.assert_close(out["both"][..., :6], out["soft"])
     torch.testing.assert_close(out["both"][..., 6:], out["local"][..., 4:])

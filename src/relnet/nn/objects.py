@@ -134,16 +134,17 @@ class KeypointObjects(nn.Module):
         in_channels: image channels.
         channels, strides: output channels and stride of each 3x3 convolution (Conv -> BatchNorm -> ReLU).
         num_keypoints: K.
-        sharpness: the initial value of a learned factor on each keypoint's attention logits. At 1 a fresh keypoint's attention
-            is nearly uniform (its logits are a random 1x1 convolution of BatchNorm'd features, spread ~0.5), so its
-            position starts at the image centre for every image and its features are the image's mean; at ~10 each
-            keypoint starts on whatever its random filter prefers (a colour), which the answers' gradient can refine.
+        sharpness: the initial value of a learned factor on each keypoint's attention logits. At 1 a fresh
+            keypoint's attention is nearly uniform (its logits are a random 1x1 convolution of BatchNorm'd features,
+            spread ~0.5), so its position starts at the image centre for every image and its features are the
+            image's mean; at ~10 each keypoint starts on whatever its random filter prefers (a colour).
         sharpen, sharpen_between: a fixed schedule on top of the learned factor: the logits are multiplied by
-            ``sharpen ** r``, where ``r`` rises linearly from 0 to 1 between the ``sharpen_between = (a, b)``-th
-            and ``b``-th training forward pass (counted in a buffer, so it is saved and resumed with the weights).
+            ``sharpen ** r``, where ``r`` rises linearly from 0 to 1 between the a-th and the b-th training forward
+            pass, ``sharpen_between = (a, b)`` (counted in a buffer, so it is saved and resumed with the weights).
             Measured on Sort-of-CLEVR: keypoints that start soft spread over all the colours but stay blurred (their
             positions off by ~10 px) and the learned factor does not grow; keypoints that start sharp are precise
-            but several lock onto the same colour or none. Soft first, then sharpened, gets both.
+            but several lock onto the same colour or none. The schedule was meant to get both; training blurs the
+            keypoints again (reports/sort_of_clevr_diagnosis.md, section 13).
         standardize: each keypoint's logits are standardised over the positions of each image (zero mean, unit
             variance) before the factors, and the factor is not learned: the attention's sharpness is then set by
             ``sharpness`` and the schedule alone. Measured: with raw logits the model keeps its attention soft
@@ -162,8 +163,8 @@ class KeypointObjects(nn.Module):
             before the positions), not only over the whole map.
 
     Shapes:
-        image ``(B, in_channels, H, W)`` -> objects ``(B, K, channels[-1] + 2)`` (``+ 4`` with ``position="both"``),
-        mask None.
+        image ``(B, in_channels, H, W)`` -> objects ``(B, K, object_dim)``, mask None: ``object_dim`` is
+        ``channels[-1]`` (``2 * channels[-1]`` with ``local_features``) plus 2 coordinates (4 with ``"both"``).
     """
 
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24),

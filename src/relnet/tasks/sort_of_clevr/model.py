@@ -170,9 +170,9 @@ class PixelModel(nn.Module):
         else:
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
-            self.head = ObjectMLP(num_objects=num_objects, object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
-                                  hidden_dims=dims, out_dim=soc.NUM_ANSWERS, dropout=dropout,
-                                  hidden_norm=cfg.hidden_norm or None)
+            self.head = ObjectMLP(num_objects=num_objects, object_dim=self.cnn.object_dim,
+                                  question_dim=soc.QUESTION_DIM, hidden_dims=dims, out_dim=soc.NUM_ANSWERS,
+                                  dropout=dropout, hidden_norm=cfg.hidden_norm or None)
 
     def objects(self, image: Tensor) -> Tensor:
         if self.freeze_objects:  # a probe: the head learns on the objects of a given (e.g. --train.init_from) CNN
