@@ -10,7 +10,7 @@ on four object sets that swap the keypoints' features and positions for the scen
 - `one-hot+kp-xy`: one-hot colour and shape of each keypoint's colour, with the keypoint's local position;
 - `state`: one-hot colour and shape and true centre (the state RN's input).
 
-    python scripts/soc_keypoint_head_probe.py runs/kp14/R-k6-both-pd/checkpoint [--steps 6000]
+    python scripts/soc_keypoint_head_probe.py runs/kp14/R-k6-both-pd/checkpoint [--steps 6000] [--seed 0] [--sets ...]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def train_head(train_obj, train_q, train_a, test_obj, test_q, test_answers, test
         lr = 1e-3 * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        idx = torch.randint(len(train_a), (64,), generator=g)
+        idx = torch.randint(train_a.numel(), (64,), generator=g)  # (image, question) pairs of every image
         img, q = idx // n_q, idx % n_q
         loss = F.cross_entropy(head(train_obj[img], train_q[img, q]), train_a[img, q])
         opt.zero_grad()
@@ -79,6 +79,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--seed", type=int, default=0, help="the heads' initialisation and question order")
+    ap.add_argument("--sets", default="keypoints,kp-features+true-xy,one-hot+kp-xy,state", help="comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, _ = load_model(args.checkpoint)
@@ -95,8 +97,8 @@ def main() -> None:
     eq = torch.from_numpy(test["questions"]).float()
     answers = torch.from_numpy(test["answers"].reshape(-1)).long()
     subtypes = torch.from_numpy(soc.question_subtype(test["questions"]).reshape(-1)).long()
-    for name in train_sets:
-        m = train_head(train_sets[name], tq, ta, test_sets[name], eq, answers, subtypes, args.steps)
+    for name in args.sets.split(","):
+        m = train_head(train_sets[name], tq, ta, test_sets[name], eq, answers, subtypes, args.steps, args.seed)
         sub = m.get("by_subtype", {})
         print(f"{name:22s} relational {100 * m['relational']:.1f}  non-relational {100 * m['non_relational']:.1f}  "
               + "  ".join(f"{k} {100 * v:.1f}" for k, v in sub.items()), flush=True)
