@@ -8,7 +8,8 @@ on four object sets that swap the keypoints' features and positions for the scen
 - `keypoints`: the keypoint objects as the model sees them (features, soft and local positions);
 - `kp-features+true-xy`: the keypoint features, with each keypoint's position replaced by its colour's true centre;
 - `one-hot+kp-xy`: one-hot colour and shape of each keypoint's colour, with the keypoint's local position;
-- `state`: one-hot colour and shape and true centre (the state RN's input).
+- `state`: one-hot colour and shape and true centre (the state RN's input);
+- `kp-local-features+kp-xy`: the features pooled in the 3x3 window at each keypoint's peak, and its local position.
 
     python scripts/soc_keypoint_head_probe.py runs/kp14/R-k6-both-pd/checkpoint [--steps 6000] [--seed 0] [--sets ...]
 """
@@ -42,7 +43,13 @@ def object_sets(model, arrays, colour_of) -> dict[str, torch.Tensor]:
         kp = torch.cat([model.cnn(images[i : i + 500])[0] for i in range(0, len(images), 500)])  # (N, K, D)
     state = torch.from_numpy(soc.state_objects(arrays["centres"], arrays["shapes"]))[:, colour_of]  # (N, K, 10)
     true_xy = state[..., -2:]
+    model.cnn.local_features = True  # the features pooled in the 3x3 window at each peak, then the positions
+    with torch.no_grad():
+        kp_local = torch.cat([model.cnn(images[i : i + 500])[0] for i in range(0, len(images), 500)])
+    model.cnn.local_features = False
+    C = kp.shape[-1] - 4
     return {"keypoints": kp,
+            "kp-local-features+kp-xy": torch.cat([kp_local[..., C : 2 * C], kp[..., -2:]], -1),
             "kp-features+true-xy": torch.cat([kp[..., :-4], true_xy, true_xy], -1),
             "one-hot+kp-xy": torch.cat([state[..., :-2], kp[..., -2:]], -1),
             "state": state}
