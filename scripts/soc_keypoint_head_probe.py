@@ -55,12 +55,29 @@ def object_sets(model, arrays, colour_of) -> dict[str, torch.Tensor]:
             "state": state}
 
 
+class EncodedHead(torch.nn.Module):
+    """A per-object MLP (features only; the last two numbers, the position, pass through) before the RN: g's
+    factorised first layer is linear in each object, so a property that is not linear in the features (shape, from
+    CNN channels) cannot be gated by distance there; the encoder can make it so."""
+
+    def __init__(self, object_dim: int, width: int = 64) -> None:
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(object_dim - 2, width), torch.nn.ReLU(),
+                                           torch.nn.Linear(width, width), torch.nn.ReLU())
+        self.rn = RelationNetwork(object_dim=width + 2, question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128),
+                                  f_dims=(256, 256), out_dim=soc.NUM_ANSWERS, aggregate_norm="layer",
+                                  hidden_norm="batch", pair_distance=True)
+
+    def forward(self, objects, question):
+        return self.rn(torch.cat([self.encoder(objects[..., :-2]), objects[..., -2:]], -1), question)
+
+
 def train_head(train_obj, train_q, train_a, test_obj, test_q, test_answers, test_sub, steps: int,
-               seed: int = 0) -> dict:
+               seed: int = 0, encoder: bool = False) -> dict:
     torch.manual_seed(seed)
-    head = RelationNetwork(object_dim=train_obj.shape[-1], question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128),
-                           f_dims=(256, 256), out_dim=soc.NUM_ANSWERS, aggregate_norm="layer", hidden_norm="batch",
-                           pair_distance=True)
+    head = EncodedHead(train_obj.shape[-1]) if encoder else RelationNetwork(
+        object_dim=train_obj.shape[-1], question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128), f_dims=(256, 256),
+        out_dim=soc.NUM_ANSWERS, aggregate_norm="layer", hidden_norm="batch", pair_distance=True)
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
     n_q = train_q.shape[1]
     g = torch.Generator().manual_seed(seed)
@@ -87,6 +104,7 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=0, help="the heads' initialisation and question order")
+    ap.add_argument("--encoder", action="store_true", help="a per-object MLP before the RN (EncodedHead)")
     ap.add_argument("--sets", default="keypoints,kp-features+true-xy,one-hot+kp-xy,state", help="comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -105,7 +123,8 @@ def main() -> None:
     answers = torch.from_numpy(test["answers"].reshape(-1)).long()
     subtypes = torch.from_numpy(soc.question_subtype(test["questions"]).reshape(-1)).long()
     for name in args.sets.split(","):
-        m = train_head(train_sets[name], tq, ta, test_sets[name], eq, answers, subtypes, args.steps, args.seed)
+        m = train_head(train_sets[name], tq, ta, test_sets[name], eq, answers, subtypes, args.steps, args.seed,
+                       args.encoder)
         sub = m.get("by_subtype", {})
         print(f"{name:22s} relational {100 * m['relational']:.1f}  non-relational {100 * m['non_relational']:.1f}  "
               + "  ".join(f"{k} {100 * v:.1f}" for k, v in sub.items()), flush=True)
