@@ -61,6 +61,21 @@ def test_keypoint_objects_build_and_take_a_step(kind, tiny_split):
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
 
 
+def test_object_encoder_keeps_positions_and_trains(tiny_split):
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_objects="keypoints", cnn_channels=(8, 8),
+                              cnn_strides=(2, 2), keypoints=5, g_dims=(16, 16), object_encoder=(12, 7),
+                              pair_distance=True)
+    model = build_model(cfg)
+    x, q, y = Examples(tiny_split, state=False).batch(torch.arange(4))
+    objects = model.objects(x)
+    assert objects.shape == (4, 5, 7 + 2)
+    torch.testing.assert_close(objects[..., -2:], model.cnn(x)[0][..., -2:])  # the positions pass through
+    F.cross_entropy(model(x, q), y).backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    with pytest.raises(UserError, match="object_encoder"):
+        build_model(dataclasses.replace(preset("fast", "mlp").model, object_encoder=(8,)))
+
+
 def test_frozen_objects_train_only_the_head(tiny_split):
     cfg = dataclasses.replace(preset("fast", "rn").model, cnn_channels=(8, 8, 8, 8), g_dims=(16, 16),
                               freeze_objects=True)

@@ -72,6 +72,7 @@ class ModelConfig:
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
+    object_encoder: tuple[int, ...] = ()  # rn: a per-object MLP on each object's features (its position passed on)
     freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
     keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
     keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
@@ -161,8 +162,18 @@ class PixelModel(nn.Module):
             self.cnn_channels = cfg.cnn_channels[-1]
             self.decoder = nn.Sequential(nn.Linear(self.cnn_channels, 256), nn.ReLU(inplace=True),
                                          nn.Linear(256, 3 * self.block ** 2))
+        self.encoder = None
+        object_dim = self.cnn.object_dim
+        if cfg.object_encoder:  # g's first layer is linear in each object: an encoder makes e.g. shape linear first
+            layers: list[nn.Module] = []
+            prev = object_dim - 2
+            for width in cfg.object_encoder:
+                layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)]
+                prev = width
+            self.encoder = nn.Sequential(*layers)
+            object_dim = prev + 2
         if cfg.kind == "rn":
-            self.head = RelationNetwork(object_dim=self.cnn.object_dim, question_dim=soc.QUESTION_DIM,
+            self.head = RelationNetwork(object_dim=object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
                                         f_dropout=cfg.f_dropout, reduce=cfg.reduce,
                                         aggregate_norm=cfg.aggregate_norm or None, hidden_norm=cfg.hidden_norm or None,
@@ -178,8 +189,12 @@ class PixelModel(nn.Module):
         if self.freeze_objects:  # a probe: the head learns on the objects of a given (e.g. --train.init_from) CNN
             self.cnn.eval()
             with torch.no_grad():
-                return self.cnn(image)[0]
-        return self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
+                objects = self.cnn(image)[0]
+        else:
+            objects = self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
+        if self.encoder is None:
+            return objects
+        return torch.cat([self.encoder(objects[..., :-2]), objects[..., -2:]], dim=-1)  # (B, N, E+2)
 
     def object_mask(self, image: Tensor) -> Tensor | None:
         """``mask_background``: True for the grid cells whose pixel block holds any non-white pixel: ``(B, 25)``.
@@ -239,6 +254,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     check_hidden_norm(cfg.hidden_norm)
     if cfg.reconstruct < 0:
         raise UserError(f"--model.reconstruct {cfg.reconstruct}: must be >= 0")
+    if cfg.object_encoder and (cfg.kind != "rn" or min(cfg.object_encoder) < 1):
+        raise UserError(f"--model.object_encoder {cfg.object_encoder}: positive widths, with --model rn")
     if cfg.cnn_objects not in ("grid", "keypoints"):
         raise UserError(f"--model.cnn_objects {cfg.cnn_objects!r}: expected grid or keypoints")
     if cfg.cnn_objects == "keypoints":
