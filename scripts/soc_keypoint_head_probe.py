@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from relnet.nn import RelationNetwork
 from relnet.tasks.sort_of_clevr import data as soc
+from relnet.tasks.sort_of_clevr.model import ObjectEncoder
 from relnet.tasks.sort_of_clevr.task import load_model, metrics
 
 
@@ -55,29 +56,29 @@ def object_sets(model, arrays, colour_of) -> dict[str, torch.Tensor]:
             "state": state}
 
 
-class EncodedHead(torch.nn.Module):
-    """A per-object MLP (features only; the last two numbers, the position, pass through) before the RN: g's
-    factorised first layer is linear in each object, so a property that is not linear in the features (shape, from
-    CNN channels) cannot be gated by distance there; the encoder can make it so."""
+def fast_head(object_dim: int) -> RelationNetwork:
+    """The `fast` preset's RN head with pair distances."""
+    return RelationNetwork(object_dim=object_dim, question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128),
+                           f_dims=(256, 256), out_dim=soc.NUM_ANSWERS, aggregate_norm="layer", hidden_norm="batch",
+                           pair_distance=True)
 
-    def __init__(self, object_dim: int, width: int = 64) -> None:
+
+class EncodedHead(torch.nn.Module):
+    """The pixel model's ``ObjectEncoder`` (2 x 64, positions passed on) before the RN head."""
+
+    def __init__(self, object_dim: int) -> None:
         super().__init__()
-        self.encoder = torch.nn.Sequential(torch.nn.Linear(object_dim - 2, width), torch.nn.ReLU(),
-                                           torch.nn.Linear(width, width), torch.nn.ReLU())
-        self.rn = RelationNetwork(object_dim=width + 2, question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128),
-                                  f_dims=(256, 256), out_dim=soc.NUM_ANSWERS, aggregate_norm="layer",
-                                  hidden_norm="batch", pair_distance=True)
+        self.encoder = ObjectEncoder(object_dim, (64, 64))
+        self.rn = fast_head(self.encoder.object_dim)
 
     def forward(self, objects, question):
-        return self.rn(torch.cat([self.encoder(objects[..., :-2]), objects[..., -2:]], -1), question)
+        return self.rn(self.encoder(objects), question)
 
 
 def train_head(train_obj, train_q, train_a, test_obj, test_q, test_answers, test_sub, steps: int,
                seed: int = 0, encoder: bool = False) -> dict:
     torch.manual_seed(seed)
-    head = EncodedHead(train_obj.shape[-1]) if encoder else RelationNetwork(
-        object_dim=train_obj.shape[-1], question_dim=soc.QUESTION_DIM, g_dims=(128, 128, 128), f_dims=(256, 256),
-        out_dim=soc.NUM_ANSWERS, aggregate_norm="layer", hidden_norm="batch", pair_distance=True)
+    head = EncodedHead(train_obj.shape[-1]) if encoder else fast_head(train_obj.shape[-1])
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
     n_q = train_q.shape[1]
     g = torch.Generator().manual_seed(seed)

@@ -109,10 +109,8 @@ class RelationNetwork(nn.Module):
         if pair_distance and object_dim < 2:
             raise ValueError(f"pair_distance needs objects with a position in their last 2 features, got object_dim "
                              f"{object_dim}")
-        self.g_dist = None  # (H,) weight of the pair distance, as one more input column of g_in
-        if pair_distance:
-            bound = 1.0 / (self.g_in.in_features + 1) ** 0.5
-            self.g_dist = nn.Parameter(torch.empty(g_dims[0]).uniform_(-bound, bound))
+        self.g_dist = nn.Parameter(torch.empty(g_dims[0])) if pair_distance else None  # (H,) weight of the distance
+        self._init_g_dist()
         self.g_in_norm = make_norm(hidden_norm, g_dims[0])  # on the first layer's pre-activation, per pair
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]), norm=hidden_norm)
         if aggregate_norm not in (None, "layer", "batch"):
@@ -142,9 +140,7 @@ class RelationNetwork(nn.Module):
 
     def reset_parameters(self) -> None:
         self.g_in.reset_parameters()
-        if self.g_dist is not None:
-            bound = 1.0 / (self.g_in.in_features + 1) ** 0.5
-            nn.init.uniform_(self.g_dist, -bound, bound)
+        self._init_g_dist()
         if not isinstance(self.g_in_norm, nn.Identity):
             self.g_in_norm.reset_parameters()
         self.g_rest.reset_parameters()
@@ -179,6 +175,12 @@ class RelationNetwork(nn.Module):
         if question is not None:
             right = right + (question @ w[:, 2 * D :].T)[:, None, :]  # (B, N, H)   + W_q q
         return left, right
+
+    def _init_g_dist(self) -> None:
+        """The distance weight is initialised as one more input column of ``g_in`` would be."""
+        if self.g_dist is not None:
+            bound = 1.0 / (self.g_in.in_features + 1) ** 0.5
+            nn.init.uniform_(self.g_dist, -bound, bound)
 
     def _positions(self, objects: Tensor) -> Tensor | None:
         """``(B, N, 2)`` the objects' positions when g reads pair distances, else None."""

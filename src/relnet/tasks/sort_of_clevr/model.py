@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from relnet.errors import UserError
-from relnet.nn import ConvObjects, KeypointObjects, ObjectMLP, RelationNetwork
+from relnet.nn import MLP, ConvObjects, KeypointObjects, ObjectMLP, RelationNetwork
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.train.config import TrainConfig
 from relnet.train.options import check_hidden_norm
@@ -67,15 +67,15 @@ class ModelConfig:
     cnn_objects: str = "grid"  # or "keypoints": K soft keypoints of a small CNN (relnet.nn.KeypointObjects)
     cnn_strides: tuple[int, ...] = (2, 2, 1)  # keypoints: the stride of each of cnn_channels' convolutions
     keypoints: int = 8  # keypoints: K
-    pair_distance: bool = False  # rn, rn-state: g also reads each pair's distance (relnet.RelationNetwork)
     keypoint_sharpness: float = 1.0  # keypoints: initial factor on the attention logits (KeypointObjects)
     keypoint_sharpen: float = 1.0  # keypoints: scheduled extra factor, reached at the end of keypoint_sharpen_steps
     keypoint_sharpen_steps: tuple[int, ...] = (0, 0)  # keypoints: (start, end) of that ramp, in training batches
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
+    keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
+    keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
     object_encoder: tuple[int, ...] = ()  # rn: a per-object MLP on each object's features (its position passed on)
     freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
-    keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
-    keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
+    pair_distance: bool = False  # rn, rn-state: g also reads each pair's distance (relnet.RelationNetwork)
     g_dims: tuple[int, ...] = (256, 256, 256, 256)
     f_dims: tuple[int, ...] = (256, 256)
     f_dropout: tuple[float, ...] = (0.0, 0.5)
@@ -156,22 +156,16 @@ class PixelModel(nn.Module):
             self.grid, num_objects = d, d * d
         self.mask_background = cfg.mask_background
         self.freeze_objects = cfg.freeze_objects
+        if self.freeze_objects:
+            self.cnn.eval()  # and kept so by train()
         self.reconstruct = float(cfg.reconstruct)
         if self.reconstruct:  # a per-cell decoder from the CNN's features (not the coordinates) to its RGB block
             self.block = -(-image_size // d)  # pixels per cell side: 75 / 5 = 15
             self.cnn_channels = cfg.cnn_channels[-1]
             self.decoder = nn.Sequential(nn.Linear(self.cnn_channels, 256), nn.ReLU(inplace=True),
                                          nn.Linear(256, 3 * self.block ** 2))
-        self.encoder = None
-        object_dim = self.cnn.object_dim
-        if cfg.object_encoder:  # g's first layer is linear in each object: an encoder makes e.g. shape linear first
-            layers: list[nn.Module] = []
-            prev = object_dim - 2
-            for width in cfg.object_encoder:
-                layers += [nn.Linear(prev, width), nn.ReLU(inplace=True)]
-                prev = width
-            self.encoder = nn.Sequential(*layers)
-            object_dim = prev + 2
+        self.encoder = ObjectEncoder(self.cnn.object_dim, cfg.object_encoder) if cfg.object_encoder else None
+        object_dim = self.encoder.object_dim if self.encoder is not None else self.cnn.object_dim
         if cfg.kind == "rn":
             self.head = RelationNetwork(object_dim=object_dim, question_dim=soc.QUESTION_DIM,
                                         g_dims=cfg.g_dims, f_dims=cfg.f_dims, out_dim=soc.NUM_ANSWERS,
@@ -185,16 +179,17 @@ class PixelModel(nn.Module):
                                   question_dim=soc.QUESTION_DIM, hidden_dims=dims, out_dim=soc.NUM_ANSWERS,
                                   dropout=dropout, hidden_norm=cfg.hidden_norm or None)
 
-    def objects(self, image: Tensor) -> Tensor:
-        if self.freeze_objects:  # a probe: the head learns on the objects of a given (e.g. --train.init_from) CNN
+    def train(self, mode: bool = True) -> PixelModel:
+        """As ``nn.Module.train``, except that frozen objects keep the CNN in eval mode (BatchNorm statistics)."""
+        super().train(mode)
+        if self.freeze_objects:
             self.cnn.eval()
-            with torch.no_grad():
-                objects = self.cnn(image)[0]
-        else:
+        return self
+
+    def objects(self, image: Tensor) -> Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_objects):  # frozen: a head probe
             objects = self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
-        if self.encoder is None:
-            return objects
-        return torch.cat([self.encoder(objects[..., :-2]), objects[..., -2:]], dim=-1)  # (B, N, E+2)
+        return objects if self.encoder is None else self.encoder(objects)
 
     def object_mask(self, image: Tensor) -> Tensor | None:
         """``mask_background``: True for the grid cells whose pixel block holds any non-white pixel: ``(B, 25)``.
@@ -226,6 +221,25 @@ class PixelModel(nn.Module):
         target = target.reshape(B, 3, d, b, d, b).permute(0, 2, 4, 1, 3, 5).reshape(B, d * d, 3 * b * b)
         pred = self.decoder(objects[..., : self.cnn_channels])  # features only, not the appended (x, y)
         return (pred - target).pow(2).mean(dim=(1, 2)).sum()
+
+
+class ObjectEncoder(nn.Module):
+    """A per-object MLP on each object's features; its position (the last two numbers) is passed on unchanged.
+
+    g's first layer is factorised, so it is linear in each object: a property that is not linear in an object's
+    features (a shape read off CNN channels) cannot be gated there by the pair's distance. Encoding each object first
+    makes it so (reports/sort_of_clevr_diagnosis.md, section 13).
+
+    Shapes: objects ``(B, N, object_dim)`` -> ``(B, N, widths[-1] + 2)``.
+    """
+
+    def __init__(self, object_dim: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.mlp = MLP(object_dim - 2, list(widths))
+        self.object_dim = self.mlp.out_dim + 2
+
+    def forward(self, objects: Tensor) -> Tensor:
+        return torch.cat([self.mlp(objects[..., :-2]), objects[..., -2:]], dim=-1)
 
 
 class StateModel(nn.Module):
