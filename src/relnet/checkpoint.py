@@ -160,11 +160,14 @@ def read_config(path: str | os.PathLike, *, task: str | None = None) -> dict[str
 
 
 def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "model.safetensors", *,
-                 allow_missing: bool = False) -> list[str]:
+                 allow_missing: bool = False, only: tuple[str, ...] = ()) -> list[str]:
     """Load ``model.safetensors`` strictly; any missing, unexpected or mis-shaped tensor is a one-line UserError.
 
     ``allow_missing``: tensors of the model that the file lacks keep their current values (a model grown from a
     smaller one, e.g. with a round added); they are returned. Unexpected or mis-shaped tensors are still errors.
+    ``only``: name prefixes (e.g. ``("cnn.",)``): just the tensors under them are loaded, and strictly (each prefix
+    must match some tensor, in the file and in the model alike); the model's other tensors keep their values and are
+    returned. A part of one model starts another (a trained CNN under a new head).
     """
     file = Path(path) / name
     if not file.is_file():
@@ -174,6 +177,14 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "m
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"checkpoint {file}: cannot read weights ({str(e).splitlines()[0]})") from None
     own = model.state_dict()
+    if only:
+        for prefix in only:
+            if not any(k.startswith(prefix) for k in state) or not any(k.startswith(prefix) for k in own):
+                raise UserError(f"checkpoint {file}: no tensor named {prefix}* in "
+                                + ("the model" if any(k.startswith(prefix) for k in state) else "the file"))
+        state = {k: v for k, v in state.items() if k.startswith(only)}
+        kept = sorted(k for k in own if not k.startswith(only))
+        own = {k: v for k, v in own.items() if k.startswith(only)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if (missing and not allow_missing) or unexpected:
@@ -182,8 +193,8 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "m
         if v.shape != own[k].shape:
             raise UserError(f"checkpoint {file} does not fit the model: {k} has shape {tuple(v.shape)}, "
                             f"the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(state, strict=not allow_missing)
-    return missing
+    model.load_state_dict(state, strict=not (allow_missing or only))
+    return sorted(missing + kept) if only else missing
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

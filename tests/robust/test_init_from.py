@@ -74,3 +74,24 @@ def test_resume_takes_precedence(tmp_path, source):
     assert r.step == 10
     after = load_file(str(out / "checkpoint" / "model.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_init_only_takes_just_the_named_part(tmp_path, source):
+    # a model with a wider RN: only the input BatchNorm ("norm.") fits; it starts from the source's, the RN does not
+    out = tmp_path / "b"
+    train(TinyTask(hidden=8), tiny_config(lr=0.0, weight_decay=0.0, steps=1, init_from=str(source),
+                                          init_only=("norm.",)), out, progress=False)
+    got = load_file(str(out / "checkpoint" / "model.safetensors"))
+    want = load_file(str(source / "model.safetensors"))
+    assert torch.equal(got["norm.weight"], want["norm.weight"]) and torch.equal(got["norm.bias"], want["norm.bias"])
+    assert got["rn.g_in.weight"].shape != want["rn.g_in.weight"].shape
+
+
+def test_init_only_with_a_prefix_that_names_nothing_is_a_clear_error(tmp_path, source):
+    with pytest.raises(UserError, match=r"no tensor named cnn\.\* in the file"):
+        run(str(tmp_path / "b"), init_from=str(source), init_only=("cnn.",))
+
+
+def test_init_only_needs_init_from(tmp_path):
+    with pytest.raises(UserError, match="init_only=norm. needs --train.init_from"):
+        run(str(tmp_path / "b"), init_only=("norm.",))

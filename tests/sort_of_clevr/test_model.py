@@ -6,12 +6,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from relnet.cli import main
 from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, preset
-from relnet.tasks.sort_of_clevr.task import Examples, evaluate, metrics
+from relnet.tasks.sort_of_clevr.task import Examples, cnn_objects, evaluate, metrics
 
 TINY = ["--data.train_images=40", "--data.test_images=5", "--model.cnn_channels=8,8,8,8", "--model.g_dims=16,16",
         "--model.f_dims=16,16", "--train.steps=4", "--train.batch_size=8", "--train.eval_every=2",
@@ -86,6 +87,49 @@ def test_frozen_objects_train_only_the_head(tiny_split):
     assert all(p.grad is None for p in model.cnn.parameters())
     assert all(p.grad is not None for p in model.head.parameters())
     torch.testing.assert_close(model.cnn.conv[1].running_mean, stats)  # BatchNorm statistics frozen too
+
+
+@pytest.mark.parametrize("objects", ["grid", "keypoints"])
+def test_frozen_objects_computed_once_give_the_same_logits(objects, tiny_split):
+    """The task computes a frozen CNN's objects once (``prepare``); the model then answers from them exactly as it
+    does from the images, in training mode too (the frozen CNN's BatchNorm stays in eval mode)."""
+    channels = (8, 8, 8) if objects == "keypoints" else (8, 8, 8, 8)
+    cfg = dataclasses.replace(preset("fast", "rn").model, cnn_objects=objects, cnn_channels=channels, g_dims=(16, 16),
+                              object_encoder=(8,), freeze_objects=True)
+    model = build_model(cfg).train()
+    examples = Examples(tiny_split, state=False)
+    cached = cnn_objects(model, examples)
+    assert cached.shape[0] == len(tiny_split["images"]) and not model.cnn.training
+    idx = torch.arange(0, 40, 3)  # questions of several images
+    x, q, _ = examples.batch(idx)
+    torch.testing.assert_close(model(None, q, cnn_objects=cached[idx // examples.questions_per_image]), model(x, q))
+    with pytest.raises(ValueError, match="replaces the image"):
+        model(x, q, cnn_objects=cached[:1])
+
+
+def test_two_stages_a_trained_cnn_under_a_new_head(tmp_path, capsys, monkeypatch):
+    """Stage 2 takes only the CNN of stage 1 (``--train.init_only=cnn.``), frozen, with a new encoder and head: it
+    trains on objects computed once, the CNN's weights end as stage 1 left them, and the checkpoint evaluates from
+    pixels like any other."""
+    from relnet.tasks.sort_of_clevr import task
+
+    computed = []
+    monkeypatch.setattr(task, "cnn_objects", lambda model, ex: computed.append(len(ex)) or cnn_objects(model, ex))
+    data = f"--data.root={tmp_path / 'data'}"
+    kp = ["--model.cnn_objects=keypoints", "--model.cnn_channels=8,8,8", "--model.keypoints=3"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["train", "sort-of-clevr", "--out", str(one), "--quiet", *TINY, *kp, data]) == 0
+    assert main(["train", "sort-of-clevr", "--out", str(two), "--quiet", *TINY, *kp, data,
+                 "--model.freeze_objects=true", "--model.object_encoder=8", "--model.f_dims=8,8",
+                 f"--train.init_from={one / 'checkpoint'}", "--train.init_only=cnn."]) == 0
+    assert computed == [40 * 20]  # stage 2 only, once, over the 40 training images' questions
+    a = load_file(str(one / "checkpoint" / "model.safetensors"))
+    b = load_file(str(two / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("cnn."))
+    assert "encoder.mlp.0.weight" in b and b["head.f.0.weight"].shape != a["head.f.0.weight"].shape
+    capsys.readouterr()
+    assert main(["eval", "sort-of-clevr", "--checkpoint", str(two / "checkpoint"), "--images", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 40
 
 
 @pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),

@@ -44,6 +44,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     init_from: str = ""  # start from these weights (a checkpoint folder); optimiser and schedule start fresh
     init_partial: bool = False  # init_from may lack some of the model's tensors (a grown model); they keep their init
+    init_only: tuple[str, ...] = ()  # take only the tensors under these name prefixes from init_from (e.g. cnn.)
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:

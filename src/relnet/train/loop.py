@@ -76,6 +76,9 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Exact metrics over the whole evaluation set (counts, not means of batch means); includes ``accuracy``."""
 
+    # Optional: ``prepare(model)``, called once the model holds its starting weights (initialised, resumed or fresh)
+    # and before the first step, e.g. to compute once what a frozen part of the model makes of the training data.
+
 
 # -- distributed helpers ------------------------------------------------------------------------------------------
 
@@ -185,6 +188,8 @@ def validate_config(cfg: TrainConfig, world: int = 1) -> tuple[int, int]:
         raise UserError(f"--train.schedule={cfg.schedule}: expected constant, cosine or step")
     if cfg.optimizer not in ("adam", "adamw"):
         raise UserError(f"--train.optimizer={cfg.optimizer}: expected adam or adamw")
+    if cfg.init_only and not cfg.init_from:
+        raise UserError(f"--train.init_only={','.join(cfg.init_only)} needs --train.init_from")
     micro = cfg.micro_batch_size or cfg.batch_size // world
     if micro < 1 or cfg.batch_size % (world * micro) != 0:
         raise UserError(f"--train.batch_size={cfg.batch_size} is not a multiple of processes ({world}) x "
@@ -302,7 +307,9 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     elif resume and not cfg.init_from:
         log.info("no checkpoint in %s: starting from scratch", ckpt_dir)
     if start_step == 0 and cfg.init_from:
-        _init_from(task, model, cfg.init_from, partial=cfg.init_partial)
+        _init_from(task, model, cfg.init_from, partial=cfg.init_partial, only=tuple(cfg.init_only))
+    if hasattr(task, "prepare"):
+        task.prepare(model)
     if d.world > 1:  # every process must resume from the same step (a run folder not shared between nodes would not)
         steps = torch.tensor([start_step, -start_step], dtype=torch.int64, device=d.device)
         dist.all_reduce(steps, op=dist.ReduceOp.MAX)
@@ -447,13 +454,15 @@ def _checkpoint_task(task: Task) -> str | None:
     return expected if isinstance(expected, str) else None
 
 
-def _init_from(task: Task, model: nn.Module, path: str, *, partial: bool = False) -> None:
+def _init_from(task: Task, model: nn.Module, path: str, *, partial: bool = False, only: tuple[str, ...] = ()) -> None:
     """``--train.init_from``: load a checkpoint's weights (same task, same architecture, or with ``partial`` a
-    model that has tensors the checkpoint lacks, which keep their initialisation) before step 0."""
+    model that has tensors the checkpoint lacks, or with ``only`` just the tensors under those name prefixes; the
+    others keep their initialisation) before step 0."""
     saved = read_config(path, task=_checkpoint_task(task))
-    missing = load_weights(path, model, allow_missing=partial)
+    missing = load_weights(path, model, allow_missing=partial, only=only)
+    kept = f"{len(missing)} tensors keep their initialisation"
     log.info("initialised from %s (%s)%s", path, saved.get("preset", "no preset"),
-             f"; {len(missing)} tensors not in it keep their initialisation: {', '.join(missing)}" if missing else "")
+             f"; only {', '.join(only)}*: {kept}" if only else f"; {kept}: {', '.join(missing)}" if missing else "")
 
 
 def _resume(task: Task, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path,

@@ -202,8 +202,16 @@ class PixelModel(nn.Module):
         ink = (image < 0.98).any(dim=1, keepdim=True).float()  # (B, 1, H, W)
         return F.adaptive_max_pool2d(ink, self.grid).flatten(1) > 0  # (B, d*d)
 
-    def forward(self, image: Tensor, question: Tensor, *, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """Logits; with ``aux=True`` also the batch's summed reconstruction error (needs ``reconstruct > 0``)."""
+    def forward(self, image: Tensor | None, question: Tensor, *, aux: bool = False,
+                cnn_objects: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits; with ``aux=True`` also the batch's summed reconstruction error (needs ``reconstruct > 0``).
+
+        ``cnn_objects``: what the (frozen) CNN made of the images, computed beforehand, instead of ``image``.
+        """
+        if cnn_objects is not None:
+            if image is not None or aux or self.mask_background:
+                raise ValueError("cnn_objects replaces the image: no image, aux or mask_background with it")
+            return self.head(cnn_objects if self.encoder is None else self.encoder(cnn_objects), question)
         objects = self.objects(image)
         logits = self.head(objects, question, self.object_mask(image))
         return (logits, self.reconstruction_error(objects, image)) if aux else logits

@@ -83,6 +83,19 @@ def correct_answers(model: nn.Module, examples: Examples, *, batch_images: int =
     return correct
 
 
+@torch.no_grad()
+def cnn_objects(model: nn.Module, examples: Examples, *, batch_images: int = 500) -> Tensor:
+    """The CNN's objects of every image in ``examples`` (before any object encoder), on the model's device."""
+    device = model_device(model)
+    n_img = len(examples) // examples.questions_per_image
+    was_training = model.cnn.training
+    model.cnn.eval()
+    out = torch.cat([model.cnn(examples.images(torch.arange(i, min(n_img, i + batch_images))).to(device))[0]
+                     for i in range(0, n_img, batch_images)])
+    model.cnn.train(was_training)
+    return out
+
+
 def metrics(correct: Tensor, subtypes: Tensor) -> dict[str, Any]:
     rel = subtypes >= 3
     out: dict[str, Any] = {
@@ -110,6 +123,7 @@ class SortOfClevrTask:
         state = cfg.model.kind == "rn-state"
         self.train_set = Examples(splits["train"], state=state)
         self.test_set = Examples(splits["test"], state=state) if params.test_images > 0 else None
+        self.cached_objects: Tensor | None = None  # see prepare()
 
     def params(self) -> soc.SortOfClevrParams:
         d = self.cfg.data
@@ -125,13 +139,26 @@ class SortOfClevrTask:
     def train_size(self) -> int:
         return len(self.train_set)
 
+    def prepare(self, model: nn.Module) -> None:
+        """Frozen objects (``--model.freeze_objects``): the CNN's objects of every training image are computed here,
+        once, and each step trains the rest of the model on them (the same numbers: the frozen CNN stays in eval
+        mode), so a step costs no CNN at all."""
+        self.cached_objects = None
+        if getattr(model, "freeze_objects", False) and not model.mask_background and not model.reconstruct:
+            self.cached_objects = cnn_objects(model, self.train_set)
+
     def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
+        if self.cached_objects is not None:
+            images = indices // self.train_set.questions_per_image
+            return self.cached_objects[images], self.train_set.questions[indices], self.train_set.answers[indices]
         return self.train_set.batch(indices)
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, q, y = batch
         weight = getattr(getattr(model, "module", model), "reconstruct", 0.0)  # the model may be wrapped in DDP
-        if weight:
+        if self.cached_objects is not None:
+            logits, error = model(None, q, cnn_objects=x), None
+        elif weight:
             logits, error = model(x, q, aux=True)
         else:
             logits, error = model(x, q), None
