@@ -115,6 +115,7 @@ class SortOfClevrTask:
     """The ``relnet.train.loop.Task`` for Sort-of-CLEVR."""
 
     name = TASK
+    cached_objects: Tensor | None = None  # a frozen CNN's objects of every training image (see prepare)
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
@@ -123,7 +124,6 @@ class SortOfClevrTask:
         state = cfg.model.kind == "rn-state"
         self.train_set = Examples(splits["train"], state=state)
         self.test_set = Examples(splits["test"], state=state) if params.test_images > 0 else None
-        self.cached_objects: Tensor | None = None  # see prepare()
 
     def params(self) -> soc.SortOfClevrParams:
         d = self.cfg.data
