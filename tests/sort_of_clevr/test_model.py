@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 from relnet.cli import main
 from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data as soc
-from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, preset
+from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, objects_stage, preset
 from relnet.tasks.sort_of_clevr.task import Examples, cnn_objects, evaluate, metrics
 
 TINY = ["--data.train_images=40", "--data.test_images=5", "--model.cnn_channels=8,8,8,8", "--model.g_dims=16,16",
@@ -27,14 +28,35 @@ def tiny_split():
 @pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize("kind", MODELS)
 def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
+    if name == "keypoints" and kind != "rn":
+        with pytest.raises(UserError, match="--preset keypoints is for --model rn"):
+            preset(name, kind)
+        return
     cfg = preset(name, kind)
-    model = build_model(cfg.model)
-    ex = Examples(tiny_split, state=kind == "rn-state")
-    x, q, y = ex.batch(torch.arange(2))
-    loss = F.cross_entropy(model(x, q), y)
-    loss.backward()
-    assert torch.isfinite(loss)
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    stages = [c for c in (objects_stage(cfg), cfg) if c is not None]
+    assert len(stages) == (2 if name == "keypoints" else 1)
+    for stage in stages:
+        model = build_model(stage.model).train()
+        ex = Examples(tiny_split, state=kind == "rn-state")
+        x, q, y = ex.batch(torch.arange(2))
+        loss = F.cross_entropy(model(x, q), y)
+        loss.backward()
+        assert torch.isfinite(loss)
+        frozen = stage.model.freeze_objects  # the keypoints preset's final stage: the CNN is not trained
+        assert all((p.grad is None) == (frozen and n.startswith("cnn.")) for n, p in model.named_parameters())
+
+
+def test_keypoints_preset_stages():
+    cfg = preset("keypoints", "rn")
+    first = objects_stage(cfg)
+    assert first.model.object_encoder == () and not first.model.freeze_objects and first.objects.steps == 0
+    assert first.model.cnn_objects == cfg.model.cnn_objects == "keypoints" and first.train == cfg.objects
+    assert dataclasses.replace(first.model, object_encoder=cfg.model.object_encoder, freeze_objects=True) == cfg.model
+    assert objects_stage(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=2))).train.threads == 2
+    with pytest.raises(UserError, match="needs --model rn with --model.cnn_objects=keypoints"):
+        objects_stage(dataclasses.replace(preset("fast", "rn"), objects=cfg.objects))
+    with pytest.raises(UserError, match="the main run starts from the objects stage"):
+        objects_stage(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from="x")))
 
 
 @pytest.mark.parametrize("overrides", [{"reduce": "max"}, {"reduce": "sum+max"}, {"cnn_downsample": "patch"},
@@ -130,6 +152,36 @@ def test_two_stages_a_trained_cnn_under_a_new_head(tmp_path, capsys, monkeypatch
     capsys.readouterr()
     assert main(["eval", "sort-of-clevr", "--checkpoint", str(two / "checkpoint"), "--images", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 40
+
+
+def test_keypoints_preset_trains_its_objects_first(tmp_path, capsys, monkeypatch):
+    """One command, two runs: <out>/objects learns the keypoints, <out> trains the encoder and head on them frozen;
+    --train.threads reaches both; reproduce counts both stages' minutes and says so."""
+    monkeypatch.chdir(tmp_path)
+    small = ["--preset", "keypoints", "--data.train_images=40", "--data.test_images=5", f"--data.root={tmp_path / 'd'}",
+             "--model.cnn_channels=8,8,8", "--model.g_dims=16,16", "--model.f_dims=16,16", "--model.object_encoder=8",
+             "--objects.steps=3", "--objects.eval_every=3", "--train.steps=4", "--train.eval_every=2",
+             "--train.threads=1"]
+    assert main(["train", "sort-of-clevr", "--out", "run", "--quiet", *small]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 4
+    first = json.loads((tmp_path / "run" / "objects" / "config.json").read_text())
+    final = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert first["model"]["object_encoder"] == [] and not first["model"]["freeze_objects"]
+    assert first["train"]["threads"] == 1 and first["train"]["steps"] == 3
+    assert final["train"]["init_from"] == str(Path("run") / "objects" / "checkpoint")  # relative to --out
+    assert final["train"]["init_only"] == ["cnn."] and final["model"]["freeze_objects"]
+    a = load_file(str(tmp_path / "run" / "objects" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("cnn."))
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
+                 "--preset", "keypoints"]) == 0
+    result = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
+    last = [json.loads((tmp_path / "r" / "rn-keypoints" / sub / "metrics.jsonl").read_text().splitlines()[-1])
+            for sub in ("objects", ".")]
+    assert result["train_seconds"] >= last[0]["elapsed"] + last[1]["elapsed"]
+    report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
+    assert "a first stage of 3 steps (`r/rn-keypoints/objects`) learned the objects" in report
+    assert "6 keypoints" in report and "frozen" in report
 
 
 @pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),

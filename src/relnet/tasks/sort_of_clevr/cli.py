@@ -93,12 +93,28 @@ def resolve_config(model: str, preset_name: str, overrides: list[str]):
 
 
 def train_one(cfg, out, *, resume: bool, progress: bool = True):
+    """Train one model into ``out``; a two-stage configuration (``--preset keypoints``) first trains its objects
+    into ``out/objects``. The result's seconds and history cover both stages (the main run's rows after the first
+    stage's, with elapsed times counted from the start of the first)."""
+    import dataclasses
+    from pathlib import Path
+
+    from relnet.tasks.sort_of_clevr.model import objects_stage
     from relnet.tasks.sort_of_clevr.task import SortOfClevrTask
     from relnet.train.config import to_dict
     from relnet.train.loop import train
 
-    task = SortOfClevrTask(cfg)
-    return train(task, cfg.train, out, run_config=to_dict(cfg), resume=resume, progress=progress)
+    first = objects_stage(cfg)
+    if first is None:
+        return train(SortOfClevrTask(cfg), cfg.train, out, run_config=to_dict(cfg), resume=resume, progress=progress)
+    stage = train(SortOfClevrTask(first), first.train, Path(out) / "objects", run_config=to_dict(first),
+                  resume=resume, progress=progress)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=str(stage.run_dir / "checkpoint"),
+                                                             init_only=("cnn.",)))
+    result = train(SortOfClevrTask(cfg), cfg.train, out, run_config=to_dict(cfg), resume=resume, progress=progress)
+    history = [{**r, "stage": "objects"} for r in stage.history] + [
+        {**r, "elapsed": r["elapsed"] + stage.seconds} if "elapsed" in r else r for r in result.history]
+    return dataclasses.replace(result, seconds=stage.seconds + result.seconds, history=history)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -11,6 +11,10 @@ fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6
            stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 5,000 steps (state RN: 2e-3,
            max-pool                   in each     LayerNorm on the        batch 64, 12,000 steps; its g also
                                       layer       summed relation         reads each pair's distance)
+keypoints  24, 24, 24 stride 2, 2, 1  3 x 128 as   256, 256 as fast        two stages, Adam 1e-3, batch 64 (CNN+RN
+           and 6 soft keypoints;      fast, pair                          only): 8,000 steps learn the keypoints
+           then frozen, a per-object  distances                           under a plain RN head; 24,000 train the
+           MLP 2 x 64                                                     per-object MLP and a fresh head on them
 =========  =========================  ==========  ======================  =========================================
 
 ``paper`` follows the paper's Sort-of-CLEVR section (far too slow for a CPU: ~50x the compact model's arithmetic
@@ -54,7 +58,7 @@ from relnet.train.config import TrainConfig
 from relnet.train.options import check_hidden_norm
 
 MODELS = ("rn", "mlp", "rn-state")
-PRESETS = ("paper", "compact", "fast")
+PRESETS = ("paper", "compact", "fast", "keypoints")
 
 
 @dataclass
@@ -101,6 +105,10 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # A first stage (the `keypoints` preset): the CNN's objects are learned under a plain RN head (no object encoder,
+    # nothing frozen) for objects.steps steps into <run>/objects; the main run then starts from that CNN alone
+    # (--train.init_only=cnn.). steps 0: no such stage. threads 0: as --train.threads.
+    objects: TrainConfig = field(default_factory=lambda: TrainConfig(steps=0))
 
 
 def preset(name: str, kind: str = "rn") -> RunConfig:
@@ -131,7 +139,47 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
             train = dataclasses.replace(train, steps=12_000, lr=2e-3, warmup_steps=200, min_lr=4e-5)
     if kind == "mlp":
         train = dataclasses.replace(train, steps=min(train.steps, 9000))
+    if name == "keypoints":
+        return keypoint_preset(kind)
     return RunConfig(preset=name, model=model, train=train)
+
+
+def keypoint_preset(kind: str) -> RunConfig:
+    """``--preset keypoints`` (CNN+RN only): 6 learned keypoints as objects, trained in two stages.
+
+    1. ``objects`` (8,000 steps of 64 at 1e-3): a 3-layer CNN (19x19 map) and 6 soft keypoints under the fast RN head
+       with pair distances, end to end from the answers. Each keypoint comes to follow one colour; its object is the
+       attention-pooled features and its soft and local positions (``relnet.nn.KeypointObjects``).
+    2. the final model (24,000 steps of 64 at 1e-3): that CNN frozen, its objects computed once for every training
+       image, a per-object MLP (2 x 64) on each object's features, then a fresh RN head. g's first layer is linear in
+       each object, so the shape that the CNN's channels hold non-linearly needs that MLP before g can gate it by a
+       pair's distance (reports/sort_of_clevr_diagnosis.md, section 13).
+    """
+    if kind != "rn":
+        raise UserError(f"--preset keypoints is for --model rn, not {kind}")
+    model = ModelConfig(kind=kind, cnn_objects="keypoints", cnn_channels=(24, 24, 24), keypoints=6,
+                        keypoint_sharpness=3.0, keypoint_position="both", object_encoder=(64, 64), freeze_objects=True,
+                        pair_distance=True, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0),
+                        aggregate_norm="layer", hidden_norm="batch")
+    objects = TrainConfig(steps=8_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=500, min_lr=1e-5,
+                          eval_every=1000, checkpoint_every=500, log_every=100)
+    train = dataclasses.replace(objects, steps=24_000, warmup_steps=200, eval_every=2000, checkpoint_every=2000)
+    return RunConfig(preset="keypoints", model=model, train=train, objects=objects)
+
+
+def objects_stage(cfg: RunConfig) -> RunConfig | None:
+    """The first stage's run configuration (see ``RunConfig.objects``), or None for a single-stage run."""
+    if cfg.objects.steps == 0:
+        return None
+    if cfg.model.kind != "rn" or cfg.model.cnn_objects != "keypoints" or not cfg.model.freeze_objects:
+        raise UserError("--objects.steps > 0 (a first stage that learns the objects) needs --model rn with "
+                        "--model.cnn_objects=keypoints and --model.freeze_objects=true")
+    if cfg.train.init_from:
+        raise UserError("--train.init_from: the main run starts from the objects stage; set --objects.steps=0 to "
+                        "start from another checkpoint instead")
+    model = dataclasses.replace(cfg.model, object_encoder=(), freeze_objects=False)
+    train = dataclasses.replace(cfg.objects, threads=cfg.objects.threads or cfg.train.threads)
+    return dataclasses.replace(cfg, model=model, train=train, objects=TrainConfig(steps=0))
 
 
 class PixelModel(nn.Module):

@@ -109,9 +109,13 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
     ]
     for model, r in results.items():
         t94 = r["minutes_to_94_relational"]
-        source = r["config"].train.init_from
-        lines.append(f"- {NAMES[model]}: {r['steps']} steps of batch {r['config'].train.batch_size} in "
-                     f"{r['train_seconds'] / 60:.1f} min of training"
+        c = r["config"]
+        source, first = c.train.init_from, c.objects.steps
+        lines.append(f"- {NAMES[model]}: "
+                     + (f"a first stage of {first} steps (`{r['run_dir']}/objects`) learned the objects, then "
+                        if first else "")
+                     + f"{r['steps']} steps of batch {c.train.batch_size} in {r['train_seconds'] / 60:.1f} min of "
+                     + ("training, both stages counted" if first else "training")
                      + (f", starting from the weights of `{source}` (`--train.init_from`; that checkpoint's own "
                         "training is not counted in these steps and minutes)" if source else "")
                      + (f"; first evaluation with >= 94% relational after {t94:.1f} min" if t94 is not None
@@ -135,7 +139,12 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         c = r["config"]
         t = trained_config(Path(r["run_dir"]), c.train)
         m = c.model
-        arch = (f"CNN {list(m.cnn_channels)} ({m.cnn_downsample}), " if model != "rn-state" else "6 state vectors, ") + (
+        cnn = (f"CNN {list(m.cnn_channels)} (strides {list(m.cnn_strides)}) with {m.keypoints} keypoints "
+               f"(positions: {m.keypoint_position})" if m.cnn_objects == "keypoints" else
+               f"CNN {list(m.cnn_channels)} ({m.cnn_downsample})")
+        cnn += (", frozen" if m.freeze_objects else "") + (f", a per-object MLP {list(m.object_encoder)}"
+                                                          if m.object_encoder else "")
+        arch = (f"{cnn}, " if model != "rn-state" else "6 state vectors, ") + (
             f"MLP {list(m.g_dims) + list(m.f_dims)} on the flattened cells, hidden norm {m.hidden_norm or 'none'}"
             if model == "mlp" else
             f"g {list(m.g_dims)}, f {list(m.f_dims)}, hidden norm {m.hidden_norm or 'none'}, reduce {m.reduce}, "
@@ -143,6 +152,13 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         lines.append(f"- {NAMES[model]} (`--model {model} --preset {c.preset}`): {arch}, dropout {list(m.f_dropout)}; "
                      f"{t['optimizer']} lr {t['lr']} ({t['schedule']} over {t['steps']} steps, warm-up "
                      f"{t['warmup_steps']}), batch {t['batch_size']}, {t['threads'] or 'default'} torch thread{'s' * (t['threads'] != 1)}; "
-                     + (f"initialised from `{c.train.init_from}`; " if c.train.init_from else "") +
+                     + (f"initialised from `{c.train.init_from}`" + (f" ({', '.join(c.train.init_only)} only)"
+                                                                         if c.train.init_only else "") + "; "
+                        if c.train.init_from else "")
+                     + ("pair distances; " if m.pair_distance else "")
+                     + (f"first stage (`objects/`): the CNN trained under a plain RN head (no per-object MLP), "
+                        f"{c.objects.optimizer} lr {c.objects.lr} ({c.objects.schedule} over {c.objects.steps} steps, "
+                        f"warm-up {c.objects.warmup_steps}), batch {c.objects.batch_size}; " if c.objects.steps else "")
+                     +
                      f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
