@@ -28,8 +28,8 @@ def tiny_split():
 @pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize("kind", MODELS)
 def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
-    if name == "keypoints" and kind != "rn":
-        with pytest.raises(UserError, match="--preset keypoints is for --model rn"):
+    if name == "keypoints" and kind == "rn-state":
+        with pytest.raises(UserError, match="--preset keypoints is for --model rn or mlp"):
             preset(name, kind)
         return
     cfg = preset(name, kind)
@@ -53,7 +53,7 @@ def test_keypoints_preset_stages():
     assert first.model.cnn_objects == cfg.model.cnn_objects == "keypoints" and first.train == cfg.objects
     assert dataclasses.replace(first.model, object_encoder=cfg.model.object_encoder, freeze_objects=True) == cfg.model
     assert objects_stage(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, threads=2))).train.threads == 2
-    with pytest.raises(UserError, match="needs --model rn with --model.cnn_objects=keypoints"):
+    with pytest.raises(UserError, match="needs --model rn or mlp with --model.cnn_objects=keypoints"):
         objects_stage(dataclasses.replace(preset("fast", "rn"), objects=cfg.objects))
     with pytest.raises(UserError, match="the main run starts from the objects stage"):
         objects_stage(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from="x")))

@@ -145,7 +145,7 @@ def preset(name: str, kind: str = "rn") -> RunConfig:
 
 
 def keypoint_preset(kind: str) -> RunConfig:
-    """``--preset keypoints`` (CNN+RN only): 6 learned keypoints as objects, trained in two stages.
+    """``--preset keypoints`` (CNN+RN and CNN+MLP): 6 learned keypoints as objects, trained in two stages.
 
     1. ``objects`` (8,000 steps of 64 at 1e-3): a 3-layer CNN (19x19 map) and 6 soft keypoints under the fast RN head
        with pair distances, end to end from the answers. Each keypoint comes to follow one colour; its object is the
@@ -154,13 +154,17 @@ def keypoint_preset(kind: str) -> RunConfig:
        image, a per-object MLP (2 x 64) on each object's features, then a fresh RN head. g's first layer is linear in
        each object, so the shape that the CNN's channels hold non-linearly needs that MLP before g can gate it by a
        pair's distance (reports/sort_of_clevr_diagnosis.md, section 13).
+
+    The CNN+MLP baseline gets the same two stages with its own head in both (its keypoints are learned under the MLP
+    in stage 1) and no per-object MLP (its first layer sees every object's features anyway).
     """
-    if kind != "rn":
-        raise UserError(f"--preset keypoints is for --model rn, not {kind}")
+    if kind not in ("rn", "mlp"):
+        raise UserError(f"--preset keypoints is for --model rn or mlp, not {kind}")
     model = ModelConfig(kind=kind, cnn_objects="keypoints", cnn_channels=(24, 24, 24), keypoints=6,
-                        keypoint_sharpness=3.0, keypoint_position="both", object_encoder=(64, 64), freeze_objects=True,
-                        pair_distance=True, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0),
-                        aggregate_norm="layer", hidden_norm="batch")
+                        keypoint_sharpness=3.0, keypoint_position="both", freeze_objects=True,
+                        g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0), hidden_norm="batch")
+    if kind == "rn":
+        model = dataclasses.replace(model, object_encoder=(64, 64), pair_distance=True, aggregate_norm="layer")
     objects = TrainConfig(steps=8_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=500, min_lr=1e-5,
                           eval_every=1000, checkpoint_every=500, log_every=100)
     train = dataclasses.replace(objects, steps=24_000, warmup_steps=200, eval_every=2000, checkpoint_every=2000)
@@ -171,8 +175,8 @@ def objects_stage(cfg: RunConfig) -> RunConfig | None:
     """The first stage's run configuration (see ``RunConfig.objects``), or None for a single-stage run."""
     if cfg.objects.steps == 0:
         return None
-    if cfg.model.kind != "rn" or cfg.model.cnn_objects != "keypoints" or not cfg.model.freeze_objects:
-        raise UserError("--objects.steps > 0 (a first stage that learns the objects) needs --model rn with "
+    if cfg.model.kind not in ("rn", "mlp") or cfg.model.cnn_objects != "keypoints" or not cfg.model.freeze_objects:
+        raise UserError("--objects.steps > 0 (a first stage that learns the objects) needs --model rn or mlp with "
                         "--model.cnn_objects=keypoints and --model.freeze_objects=true")
     if cfg.train.init_from:
         raise UserError("--train.init_from: the main run starts from the objects stage; set --objects.steps=0 to "
