@@ -182,6 +182,12 @@ def test_keypoints_preset_trains_its_objects_first(tmp_path, capsys, monkeypatch
     report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
     assert "a first stage of 3 steps (`r/rn-keypoints/objects`) learned the objects" in report
     assert "6 keypoints" in report and "frozen" in report
+    # --resume takes the finished stages as they are: the same minutes, and the report says how it was made
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
+                 "--preset", "keypoints", "--resume"]) == 0
+    again = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
+    assert again["train_seconds"] == pytest.approx(result["train_seconds"], abs=0.05)
+    assert " --resume` (runs already finished" in (tmp_path / "reports" / "sort_of_clevr.md").read_text()
 
 
 @pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),
