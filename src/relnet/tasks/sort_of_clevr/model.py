@@ -11,10 +11,11 @@ fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6
            stride-1 conv then a 2x2   BatchNorm   in each hidden layer;   cosine over 5,000 steps (state RN: 2e-3,
            max-pool                   in each     LayerNorm on the        batch 64, 12,000 steps; its g also
                                       layer       summed relation         reads each pair's distance)
-keypoints  24, 24, 24 stride 2, 2, 1  3 x 128 as   256, 256 as fast        two stages, Adam 1e-3, batch 64 (CNN+RN
-           and 6 soft keypoints;      fast, pair                          only): 8,000 steps learn the keypoints
-           then frozen, a per-object  distances                           under a plain RN head; 24,000 train the
-           MLP 2 x 64                                                     per-object MLP and a fresh head on them
+keypoints  24, 24, 24 stride 2, 2, 1  3 x 128 as   256, 256 as fast        two stages, Adam 1e-3, batch 64: 8,000
+           and 6 soft keypoints;      fast, pair                          steps learn the keypoints under a plain
+           then frozen, a per-object  distances                           RN head; 24,000 train the per-object MLP
+           MLP 2 x 64 (CNN+RN only)                                       and a fresh head on them (CNN+MLP: the
+                                                                          same stages with its own head)
 =========  =========================  ==========  ======================  =========================================
 
 ``paper`` follows the paper's Sort-of-CLEVR section (far too slow for a CPU: ~50x the compact model's arithmetic

@@ -147,7 +147,8 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         cnn += (", frozen" if m.freeze_objects else "") + (f", a per-object MLP {list(m.object_encoder)}"
                                                           if m.object_encoder else "")
         arch = (f"{cnn}, " if model != "rn-state" else "6 state vectors, ") + (
-            f"MLP {list(m.g_dims) + list(m.f_dims)} on the flattened cells, hidden norm {m.hidden_norm or 'none'}"
+            f"MLP {list(m.g_dims) + list(m.f_dims)} on the flattened "
+            f"{'keypoints' if m.cnn_objects == 'keypoints' else 'cells'}, hidden norm {m.hidden_norm or 'none'}"
             if model == "mlp" else
             f"g {list(m.g_dims)}, f {list(m.f_dims)}, hidden norm {m.hidden_norm or 'none'}, reduce {m.reduce}, "
             f"aggregate norm {m.aggregate_norm or 'none'}")
@@ -158,7 +159,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
                                                                          if c.train.init_only else "") + "; "
                         if c.train.init_from else "")
                      + ("pair distances; " if m.pair_distance else "")
-                     + (f"first stage (`objects/`): the CNN trained under a plain RN head (no per-object MLP), "
+                     + (f"first stage (`objects/`): the CNN trained under the model's own head (no per-object MLP), "
                         f"{c.objects.optimizer} lr {c.objects.lr} ({c.objects.schedule} over {c.objects.steps} steps, "
                         f"warm-up {c.objects.warmup_steps}), batch {c.objects.batch_size}; " if c.objects.steps else "")
                      +
