@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from relnet.nn import RelationNetwork
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import ObjectEncoder
-from relnet.tasks.sort_of_clevr.task import load_model, metrics
+from relnet.tasks.sort_of_clevr.task import Examples, cnn_objects, load_model, metrics
 
 
 def keypoint_colours(model, images: torch.Tensor, centres: np.ndarray) -> np.ndarray:
@@ -39,14 +39,12 @@ def keypoint_colours(model, images: torch.Tensor, centres: np.ndarray) -> np.nda
 
 
 def object_sets(model, arrays, colour_of) -> dict[str, torch.Tensor]:
-    images = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0
-    with torch.no_grad():
-        kp = torch.cat([model.cnn(images[i : i + 500])[0] for i in range(0, len(images), 500)])  # (N, K, D)
+    examples = Examples(arrays, state=False)
+    kp = cnn_objects(model, examples)  # (N, K, D)
     state = torch.from_numpy(soc.state_objects(arrays["centres"], arrays["shapes"]))[:, colour_of]  # (N, K, 10)
     true_xy = state[..., -2:]
     model.cnn.local_features = True  # the features pooled in the 3x3 window at each peak, then the positions
-    with torch.no_grad():
-        kp_local = torch.cat([model.cnn(images[i : i + 500])[0] for i in range(0, len(images), 500)])
+    kp_local = cnn_objects(model, examples)
     model.cnn.local_features = False
     C = kp.shape[-1] - 4
     return {"keypoints": kp,

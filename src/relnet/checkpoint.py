@@ -179,9 +179,10 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module, name: str = "m
     own = model.state_dict()
     if only:
         for prefix in only:
-            if not any(k.startswith(prefix) for k in state) or not any(k.startswith(prefix) for k in own):
-                raise UserError(f"checkpoint {file}: no tensor named {prefix}* in "
-                                + ("the model" if any(k.startswith(prefix) for k in state) else "the file"))
+            lacking = [where for where, keys in (("the file", state), ("the model", own))
+                       if not any(k.startswith(prefix) for k in keys)]
+            if lacking:
+                raise UserError(f"checkpoint {file}: no tensor named {prefix}* in {lacking[0]}")
         state = {k: v for k, v in state.items() if k.startswith(only)}
         kept = sorted(k for k in own if not k.startswith(only))
         own = {k: v for k, v in own.items() if k.startswith(only)}

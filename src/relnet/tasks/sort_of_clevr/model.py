@@ -242,7 +242,11 @@ class PixelModel(nn.Module):
     def objects(self, image: Tensor) -> Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_objects):  # frozen: a head probe
             objects = self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
-        return objects if self.encoder is None else self.encoder(objects)
+        return self.encode(objects)
+
+    def encode(self, cnn_objects: Tensor) -> Tensor:
+        """The CNN's objects as the head reads them: through the per-object MLP where there is one."""
+        return cnn_objects if self.encoder is None else self.encoder(cnn_objects)
 
     def object_mask(self, image: Tensor) -> Tensor | None:
         """``mask_background``: True for the grid cells whose pixel block holds any non-white pixel: ``(B, 25)``.
@@ -264,7 +268,7 @@ class PixelModel(nn.Module):
         if cnn_objects is not None:
             if image is not None or aux or self.mask_background:
                 raise ValueError("cnn_objects replaces the image: no image, aux or mask_background with it")
-            return self.head(cnn_objects if self.encoder is None else self.encoder(cnn_objects), question)
+            return self.head(self.encode(cnn_objects), question)
         objects = self.objects(image)
         logits = self.head(objects, question, self.object_mask(image))
         return (logits, self.reconstruction_error(objects, image)) if aux else logits
