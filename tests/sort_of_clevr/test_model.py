@@ -407,3 +407,54 @@ def test_reconstruction_loss_trains_the_cnn_and_decoder(tiny_split):
     assert stats["reconstruction"] < first / 2
     with pytest.raises(UserError, match="reconstruct"):
         build_model(dataclasses.replace(cfg, kind="rn-state"))
+
+
+def test_first_stage_starts_over_when_its_training_accuracy_is_low(tmp_path, capsys, monkeypatch):
+    """--objects_restart: a first stage below the bar at its check step is set aside (kept, stopped there) and the
+    next seed trains; the last try runs to the end; --resume goes on from the try it was in; the minutes of the failed
+    tries count and the report says what happened."""
+    monkeypatch.chdir(tmp_path)
+    small = ["--preset", "keypoints", "--data.train_images=40", "--data.test_images=5", f"--data.root={tmp_path / 'd'}",
+             "--model.cnn_channels=8,8,8", "--model.g_dims=16,16", "--model.f_dims=16,16", "--model.object_encoder=8",
+             "--objects.steps=4", "--objects.eval_every=4", "--objects.log_every=2", "--objects.seed=5",
+             "--train.steps=2", "--train.eval_every=2", "--train.threads=1", "--objects_restart.at_step=2",
+             "--objects_restart.tries=3"]
+    # a bar nobody clears: two tries set aside, the third kept
+    assert main(["train", "sort-of-clevr", "--out", "run", "--quiet", *small, "--objects_restart.below=1"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 5: training accuracy" in out and "starting over with seed 7" in out
+    for n, seed in ((1, 5), (2, 6)):
+        failed = tmp_path / "run" / f"objects-failed-{n}"
+        assert json.loads((failed / "config.json").read_text())["train"]["seed"] == seed
+        assert json.loads((failed / "checkpoint" / "trainer.json").read_text())["step"] == 2  # stopped at the check
+    kept = tmp_path / "run" / "objects"
+    assert json.loads((kept / "config.json").read_text())["train"]["seed"] == 7
+    assert json.loads((kept / "checkpoint" / "trainer.json").read_text())["step"] == 4
+    # a bar everyone clears: a fresh run (no --resume) clears the old failed tries and keeps its first
+    assert main(["train", "sort-of-clevr", "--out", "run", "--quiet", *small, "--objects_restart.below=0"]) == 0
+    assert not list((tmp_path / "run").glob("objects-failed-*"))
+    assert json.loads((kept / "config.json").read_text())["train"]["seed"] == 5
+    # interrupted runs go on from where they were, and reproduce counts and reports the failed try
+    from relnet.tasks.sort_of_clevr import cli
+    real = cli.train_objects
+
+    def one_failure(first, rule, out, **kw):  # the first try fails the bar, then the bar drops
+        return real(first, dataclasses.replace(rule, below=1.0, tries=2), out, **kw)
+
+    monkeypatch.setattr(cli, "train_objects", one_failure)
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
+                 "--preset", "keypoints"]) == 0
+    report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
+    assert "a first stage with seed 5 was stopped at step 2 (training accuracy" in report
+    result = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
+    failed_seconds = json.loads((tmp_path / "r" / "rn-keypoints" / "objects-failed-1" / "metrics.jsonl")
+                                .read_text().splitlines()[-1])["elapsed"]
+    kept_seconds = json.loads((tmp_path / "r" / "rn-keypoints" / "objects" / "metrics.jsonl")
+                              .read_text().splitlines()[-1])["elapsed"]
+    assert result["train_seconds"] >= failed_seconds + kept_seconds
+    monkeypatch.setattr(cli, "train_objects", real)
+    assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
+                 "--preset", "keypoints", "--resume", "--objects_restart.below=1", "--objects_restart.tries=2"]) == 0
+    again = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
+    assert again["train_seconds"] == pytest.approx(result["train_seconds"], abs=0.05)
+    assert "a first stage with seed 5 was stopped" in (tmp_path / "reports" / "sort_of_clevr.md").read_text()

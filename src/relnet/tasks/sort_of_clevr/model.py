@@ -100,6 +100,16 @@ class DataConfig:
 
 
 @dataclass
+class RestartConfig:
+    """The first stage starts over, from the next seed, when its training accuracy (over the ``log_every`` steps that
+    end at ``at_step``) is below ``below``; at most ``tries`` starts in all, the last one kept whatever it reaches."""
+
+    at_step: int = 0  # 0, or not before the stage's last step: never
+    below: float = 0.0
+    tries: int = 3
+
+
+@dataclass
 class RunConfig:
     task: str = "sort-of-clevr"
     preset: str = "fast"
@@ -110,6 +120,7 @@ class RunConfig:
     # nothing frozen) for objects.steps steps into <run>/objects; the main run then starts from that CNN alone
     # (--train.init_only=cnn.). steps 0: no such stage. threads 0: as --train.threads.
     objects: TrainConfig = field(default_factory=lambda: TrainConfig(steps=0))
+    objects_restart: RestartConfig = field(default_factory=RestartConfig)
 
 
 def preset(name: str, kind: str = "rn") -> RunConfig:
@@ -169,7 +180,8 @@ def keypoint_preset(kind: str) -> RunConfig:
     objects = TrainConfig(steps=8_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=500, min_lr=1e-5,
                           eval_every=1000, checkpoint_every=500, log_every=100)
     train = dataclasses.replace(objects, steps=24_000, warmup_steps=200, eval_every=2000, checkpoint_every=2000)
-    return RunConfig(preset="keypoints", model=model, train=train, objects=objects)
+    restart = RestartConfig(at_step=3000, below=0.75, tries=3) if kind == "rn" else RestartConfig()
+    return RunConfig(preset="keypoints", model=model, train=train, objects=objects, objects_restart=restart)
 
 
 def objects_stage(cfg: RunConfig) -> RunConfig | None:
@@ -182,6 +194,10 @@ def objects_stage(cfg: RunConfig) -> RunConfig | None:
     if cfg.train.init_from:
         raise UserError("--train.init_from: the main run starts from the objects stage; set --objects.steps=0 to "
                         "start from another checkpoint instead")
+    r = cfg.objects_restart
+    if r.at_step < 0 or r.tries < 1 or not 0 <= r.below <= 1:
+        raise UserError(f"--objects_restart.at_step={r.at_step} .below={r.below} .tries={r.tries}: need at_step >= 0, "
+                        "below in [0, 1] and tries >= 1")
     model = dataclasses.replace(cfg.model, object_encoder=(), freeze_objects=False)
     train = dataclasses.replace(cfg.objects, threads=cfg.objects.threads or cfg.train.threads)
     return dataclasses.replace(cfg, model=model, train=train, objects=TrainConfig(steps=0))
@@ -239,10 +255,18 @@ class PixelModel(nn.Module):
             self.cnn.eval()
         return self
 
+    @property
+    def aux_weights(self) -> dict[str, float]:
+        """The weight of each auxiliary loss that ``forward(..., aux=True)`` returns (the ones switched on)."""
+        return {"reconstruction": self.reconstruct} if self.reconstruct else {}
+
     def objects(self, image: Tensor) -> Tensor:
+        return self.encode(self.cnn_output(image))
+
+    def cnn_output(self, image: Tensor) -> Tensor:
+        """The CNN's objects before any per-object MLP: ``(B, 25, C+2)`` cells or ``(B, K, object_dim)`` keypoints."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_objects):  # frozen: a head probe
-            objects = self.cnn(image)[0]  # (B, 25, C+2) cells or (B, K, C+2) keypoints
-        return self.encode(objects)
+            return self.cnn(image)[0]
 
     def encode(self, cnn_objects: Tensor) -> Tensor:
         """The CNN's objects as the head reads them: through the per-object MLP where there is one."""
@@ -260,8 +284,8 @@ class PixelModel(nn.Module):
         return F.adaptive_max_pool2d(ink, self.grid).flatten(1) > 0  # (B, d*d)
 
     def forward(self, image: Tensor | None, question: Tensor, *, aux: bool = False,
-                cnn_objects: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
-        """Logits; with ``aux=True`` also the batch's summed reconstruction error (needs ``reconstruct > 0``).
+                cnn_objects: Tensor | None = None) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """Logits; with ``aux=True`` also each auxiliary loss of ``aux_weights``, unweighted, summed over the batch.
 
         ``cnn_objects``: what the (frozen) CNN made of the images, computed beforehand, instead of ``image``.
         """
@@ -269,9 +293,14 @@ class PixelModel(nn.Module):
             if image is not None or aux or self.mask_background:
                 raise ValueError("cnn_objects replaces the image: no image, aux or mask_background with it")
             return self.head(self.encode(cnn_objects), question)
-        objects = self.objects(image)
-        logits = self.head(objects, question, self.object_mask(image))
-        return (logits, self.reconstruction_error(objects, image)) if aux else logits
+        raw = self.cnn_output(image)
+        logits = self.head(self.encode(raw), question, self.object_mask(image))
+        if not aux:
+            return logits
+        losses = {}
+        if self.reconstruct:
+            losses["reconstruction"] = self.reconstruction_error(raw, image)
+        return logits, losses
 
     def reconstruction_error(self, objects: Tensor, image: Tensor) -> Tensor:
         """Sum over the batch of each image's mean squared error when every cell redraws its own pixel block.

@@ -113,7 +113,12 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         t94 = r["minutes_to_94_relational"]
         c = r["config"]
         source, first = c.train.init_from, c.objects.steps
+        restarts = [h for h in r["history"] if h.get("kind") == "restart"]
         lines.append(f"- {NAMES[model]}: "
+                     + "".join(f"a first stage with seed {h['seed']} was stopped at step {h['step']} (training "
+                               f"accuracy {h['accuracy']:.3f} < {c.objects_restart.below}; "
+                               f"{h['elapsed'] / 60:.1f} min, counted) and started over with the next seed; "
+                               for h in restarts)
                      + (f"a first stage of {first} steps (`{r['run_dir']}/objects`) learned the objects, then "
                         if first else "")
                      + f"{r['steps']} steps of batch {c.train.batch_size} in {r['train_seconds'] / 60:.1f} min of "

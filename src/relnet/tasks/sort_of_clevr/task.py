@@ -144,7 +144,7 @@ class SortOfClevrTask:
         once, and each step trains the rest of the model on them (the same numbers: the frozen CNN stays in eval
         mode), so a step costs no CNN at all."""
         self.cached_objects = None
-        if getattr(model, "freeze_objects", False) and not model.mask_background and not model.reconstruct:
+        if getattr(model, "freeze_objects", False) and not model.mask_background and not model.aux_weights:
             self.cached_objects = cnn_objects(model, self.train_set)
 
     def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
@@ -155,18 +155,19 @@ class SortOfClevrTask:
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, q, y = batch
-        weight = getattr(getattr(model, "module", model), "reconstruct", 0.0)  # the model may be wrapped in DDP
+        weights = getattr(getattr(model, "module", model), "aux_weights", {})  # the model may be wrapped in DDP
+        aux: dict[str, Tensor] = {}
         if self.cached_objects is not None:
-            logits, error = model(None, q, cnn_objects=x), None
-        elif weight:
-            logits, error = model(x, q, aux=True)
+            logits = model(None, q, cnn_objects=x)
+        elif weights:
+            logits, aux = model(x, q, aux=True)
         else:
-            logits, error = model(x, q), None
+            logits = model(x, q)
         loss = F.cross_entropy(logits, y, reduction="sum")
         stats = {"correct": float((logits.argmax(-1) == y).sum()), "count": float(len(y))}
-        if error is not None:
-            loss = loss + weight * error
-            stats["reconstruction"] = float(error.detach()) / len(y)
+        for name, error in aux.items():
+            loss = loss + weights[name] * error
+            stats[name] = float(error.detach()) / len(y)
         return loss, stats
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
