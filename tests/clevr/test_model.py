@@ -111,6 +111,26 @@ def test_state_encoding(color, dim):
         start += n
 
 
+def test_pair_distance_reads_the_floor_position():
+    """--model.pair_distance: the encoder moves (x, y) to the end of each row, where the RN reads them, so g sees the
+    distance on the floor plane (not the radius z); the rows keep every other feature, in order."""
+    b = state_batch()
+    plain, _ = StateEncoder("onehot")(b["coords"], b["attrs"], b["rgb"], b["mask"])
+    last, mask = StateEncoder("onehot", position_last=True)(b["coords"], b["attrs"], b["rgb"], b["mask"])
+    assert torch.equal(last[..., -2:], plain[..., :2]) and torch.equal(last[..., :-2], plain[..., 2:])
+    assert (last[~mask] == 0).all()
+    torch.manual_seed(0)
+    model = build_model(small(pair_distance=True))
+    assert model.head.g_dist is not None and model.scene.position_last
+    out = model(b)
+    assert out.shape == (5, 28)
+    far = dict(b, coords=b["coords"].clone())
+    far["coords"][:, 0, :2] += 2.0  # object 0 of every scene moves on the floor
+    assert not torch.allclose(model(far), out)
+    with pytest.raises(UserError, match="pair_distance needs --model rn"):
+        build_model(small(kind="mlp", pair_distance=True))
+
+
 @pytest.mark.parametrize("hidden_norm", ["", "layer", "batch"])
 def test_state_rn_ignores_padding_and_object_order(hidden_norm):
     torch.manual_seed(0)

@@ -80,6 +80,7 @@ class ModelConfig:
     reduce: str = "sum"  # sum (paper) | mean
     aggregate_norm: str = ""  # "" (paper) | "layer": LayerNorm on the aggregated relation (see RelationNetwork)
     hidden_norm: str = ""  # "" (paper) | layer | batch: a norm between each hidden Linear of g and f and its ReLU
+    pair_distance: bool = False  # rn: g also reads each pair's (x, y) distance (not in the paper; RelationNetwork)
 
 
 @dataclass
@@ -146,11 +147,12 @@ def preset(name: str, input: str = "state", kind: str = "rn") -> RunConfig:
 class StateEncoder(nn.Module):
     """Scene state descriptions -> objects ``(B, N, D)`` and mask ``(B, N)`` (see the module docstring)."""
 
-    def __init__(self, color: str = "rgb") -> None:
+    def __init__(self, color: str = "rgb", position_last: bool = False) -> None:
         super().__init__()
         if color not in ("rgb", "onehot"):
             raise UserError(f"--model.color={color}: expected rgb or onehot")
         self.color = color
+        self.position_last = position_last  # (x, y) moved to the end of each row, where pair_distance reads them
         names = ("color", "shape", "material", "size") if color == "onehot" else ("shape", "material", "size")
         self.objects = StateObjects(continuous_dim=3 if color == "onehot" else 6,
                                     categorical={n: len(ATTR_VALUES[n]) for n in names})
@@ -163,6 +165,8 @@ class StateEncoder(nn.Module):
             continuous = torch.cat([continuous, rgb], dim=-1)  # (B, N, 6)
             attrs = attrs[..., 1:]  # drop the colour index: (shape, material, size)
         objects, mask = self.objects(continuous, attrs, mask)  # (B, N, D)
+        if self.position_last:
+            objects = torch.cat([objects[..., 2:], objects[..., :2]], dim=-1)  # z, ..., x, y
         return objects * mask[..., None].to(objects.dtype), mask  # padding rows are exact zeros
 
 
@@ -186,7 +190,7 @@ class ClevrModel(nn.Module):
             self.head = MLP(cfg.lstm_dim, list(cfg.f_dims), NUM_ANSWERS, dropout=cfg.f_dropout)
             return
         if cfg.input == "state":
-            self.scene = StateEncoder(cfg.color)
+            self.scene = StateEncoder(cfg.color, position_last=cfg.pair_distance)
             n_obj = cfg.max_objects
         else:
             self.scene = ConvObjects(channels=cfg.cnn_channels)
@@ -197,7 +201,7 @@ class ClevrModel(nn.Module):
             self.head = RelationNetwork(object_dim=object_dim, question_dim=cfg.lstm_dim, g_dims=cfg.g_dims,
                                         f_dims=cfg.f_dims, out_dim=NUM_ANSWERS, f_dropout=cfg.f_dropout,
                                         reduce=cfg.reduce, aggregate_norm=cfg.aggregate_norm or None,
-                                        hidden_norm=cfg.hidden_norm or None)
+                                        hidden_norm=cfg.hidden_norm or None, pair_distance=cfg.pair_distance)
         else:  # the MLP baseline: as many layers of the same widths as g and f together
             dims = tuple(cfg.g_dims) + tuple(cfg.f_dims)
             dropout = (0.0,) * len(cfg.g_dims) + tuple(cfg.f_dropout)
@@ -259,6 +263,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.input not in INPUTS:
         raise UserError(f"model input {cfg.input!r}: expected one of {', '.join(INPUTS)}")
     check_hidden_norm(cfg.hidden_norm)
+    if cfg.pair_distance and cfg.kind != "rn":
+        raise UserError(f"--model.pair_distance needs --model rn, not {cfg.kind}")
     if cfg.kind == "qtype":
         return QTypePrior()
     if cfg.kind in ("rn", "mlp", "lstm"):
@@ -283,7 +289,8 @@ def describe(cfg: ModelConfig) -> str:
         return f"{scene}; {q}; MLP {list(cfg.g_dims) + list(cfg.f_dims)}"
     return (f"{scene}; {q}; g {list(cfg.g_dims)}, f {list(cfg.f_dims)} dropout {list(cfg.f_dropout)}, "
             f"{cfg.reduce} over pairs" + (f", {cfg.aggregate_norm} norm on it" if cfg.aggregate_norm else "")
-            + (f", {cfg.hidden_norm} norm inside g and f" if cfg.hidden_norm else ""))
+            + (f", {cfg.hidden_norm} norm inside g and f" if cfg.hidden_norm else "")
+            + (", pair distances" if cfg.pair_distance else ""))
 
 
 __all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "build_model", "ClevrModel", "QTypePrior",
