@@ -152,6 +152,29 @@ def test_keypoint_objects_match_a_loop_reference():
             torch.testing.assert_close(objs[b, k], torch.cat([feat, torch.stack([x, y])]), atol=1e-5, rtol=1e-5)
 
 
+def test_competing_keypoints_match_a_loop_reference():
+    """compete=True, written out position by position: the softmax over the keypoints and the background logit at
+    each position, then each keypoint's shares renormalised over the positions."""
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(4,), strides=(1,), num_keypoints=3, compete=True).eval()
+    image = torch.rand(2, 3, 5, 6)
+    att, fmap = m.attention(image)
+    logits, bg = m.attend(fmap), m.background(fmap)[:, 0]
+    for b in range(2):
+        share = torch.zeros(3, 5, 6)
+        for i in range(5):
+            for j in range(6):
+                z = torch.cat([logits[b, :, i, j], bg[b, i, j][None]])
+                share[:, i, j] = (z.exp() / z.exp().sum())[:3]
+        torch.testing.assert_close(att[b], share / share.sum(dim=(1, 2), keepdim=True), atol=1e-6, rtol=1e-5)
+    # a keypoint loses the positions another one claims: raising keypoint 0's logits lowers keypoint 1's shares there
+    with torch.no_grad():
+        m.attend.bias[0] += 5.0
+    shifted, _ = m.attention(image)
+    assert (shifted[:, 0] > 0).all() and torch.allclose(shifted.sum(dim=(2, 3)), torch.ones(2, 3))
+    assert not torch.allclose(shifted[:, 1], att[:, 1])
+
+
 def test_keypoint_objects_locate_a_bright_spot_below_the_grid_step():
     """A keypoint that attends sharply to red pixels reports the red blob's centre, between feature-map positions."""
     m = KeypointObjects(in_channels=3, channels=(1,), strides=(1,), num_keypoints=1).eval()

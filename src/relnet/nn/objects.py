@@ -161,6 +161,10 @@ class KeypointObjects(nn.Module):
             alone is blurred; both give the head a smooth signal early and a precise one once attention peaks.
         local_features: each object also carries the features pooled over that 3x3 window (``C`` more numbers,
             before the positions), not only over the whole map.
+        compete: the keypoints compete for positions, as slots do in Slot Attention (Locatello et al. 2020): at
+            each position a softmax over the K keypoints and one learned background logit shares the position out,
+            and each keypoint's attention is its share renormalised over the positions. A keypoint then loses the
+            positions another one claims more strongly, so two keypoints do not settle on one object as easily.
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, K, object_dim)``, mask None: ``object_dim`` is
@@ -170,7 +174,7 @@ class KeypointObjects(nn.Module):
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24),
                  strides: Sequence[int] = (2, 2, 1), num_keypoints: int = 8, sharpness: float = 1.0,
                  sharpen: float = 1.0, sharpen_between: tuple[int, int] = (0, 0), standardize: bool = False,
-                 position: str = "soft", local_features: bool = False) -> None:
+                 position: str = "soft", local_features: bool = False, compete: bool = False) -> None:
         super().__init__()
         if len(channels) != len(strides) or not channels:
             raise ValueError(f"channels {tuple(channels)} and strides {tuple(strides)} must be non-empty and as long")
@@ -188,6 +192,7 @@ class KeypointObjects(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.strides = tuple(int(v) for v in strides)
         self.attend = nn.Conv2d(prev, num_keypoints, 1)  # one attention logit per keypoint and position
+        self.background = nn.Conv2d(prev, 1, 1) if compete else None  # compete: the logit of "no keypoint here"
         log_sharpness = torch.full((num_keypoints, 1, 1), float(sharpness)).log()
         if standardize:
             self.register_buffer("log_sharpness", log_sharpness)
@@ -215,6 +220,9 @@ class KeypointObjects(nn.Module):
         logits = logits * (self.log_sharpness.exp() * self.scheduled_sharpening())
         if self.training and torch.is_grad_enabled():
             self.passes += 1
+        if self.background is not None:  # shares of each position, then each keypoint's share over positions
+            share = torch.cat([logits, self.background(fmap)], dim=1).softmax(dim=1)[:, :-1]  # (B, K, h, w)
+            return share / share.sum(dim=(2, 3), keepdim=True), fmap
         return logits.flatten(2).softmax(dim=-1).view_as(logits), fmap
 
     def pixel_positions(self, objects: Tensor, image_size: tuple[int, int]) -> Tensor:

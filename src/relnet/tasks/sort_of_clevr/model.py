@@ -78,6 +78,7 @@ class ModelConfig:
     keypoint_standardize: bool = False  # keypoints: standardised attention logits, sharpness not learned
     keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
     keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
+    keypoint_compete: bool = False  # keypoints: they share each position out (softmax over keypoints + background)
     object_encoder: tuple[int, ...] = ()  # rn: a per-object MLP on each object's features (its position passed on)
     freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
     pair_distance: bool = False  # rn, rn-state: g also reads each pair's distance (relnet.RelationNetwork)
@@ -216,7 +217,8 @@ class PixelModel(nn.Module):
                                        sharpness=cfg.keypoint_sharpness, sharpen=cfg.keypoint_sharpen,
                                        sharpen_between=tuple(cfg.keypoint_sharpen_steps),
                                        standardize=cfg.keypoint_standardize, position=cfg.keypoint_position,
-                                       local_features=cfg.keypoint_local_features)
+                                       local_features=cfg.keypoint_local_features,
+                                       compete=cfg.keypoint_compete)
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,
