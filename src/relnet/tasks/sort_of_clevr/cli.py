@@ -138,40 +138,52 @@ def train_objects(first, rule, out, *, resume: bool, progress: bool = True):
     import json
     import shutil
 
+    import torch.distributed as dist
+
     from relnet.tasks.sort_of_clevr.task import SortOfClevrTask
     from relnet.train.config import to_dict
     from relnet.train.loop import train
 
+    main = not dist.is_initialized() or dist.get_rank() == 0  # under torchrun, one process moves folders
+
+    def sync() -> None:
+        if dist.is_initialized():
+            dist.barrier()
+
     folder = out / "objects"
     failed = sorted(out.glob("objects-failed-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
     if not resume:  # a fresh run starts from the first seed again; the failed tries of an earlier one go
-        for p in failed:
-            shutil.rmtree(p)
+        if main:
+            for p in failed:
+                shutil.rmtree(p)
+        sync()
         failed = []
     check = 0 < rule.at_step < first.train.steps
-    restarts = []
-    for p in failed:
-        rows = [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        restarts.append(_restart_row(rows, rule, json.loads((p / "config.json").read_text())["train"]["seed"]))
-    for attempt in range(len(failed), max(rule.tries, 1)):
+    restarts = [_restart_row(_rows(p), rule, json.loads((p / "config.json").read_text())["train"]["seed"])
+                for p in failed]
+    tries = max(rule.tries, 1)
+    for attempt in range(len(failed), tries):
         stage = dataclasses.replace(first, train=dataclasses.replace(first.train, seed=first.train.seed + attempt))
-        last = attempt == max(rule.tries, 1) - 1
         again = resume or attempt > len(failed)
-        if check and not last and _checkpoint_step(folder if again else None) < rule.at_step:
-            train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
-                  progress=progress, stop_after=rule.at_step)
-            again = True
-        if check and not last:
-            rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        if check and attempt < tries - 1:
+            if _checkpoint_step(folder) < rule.at_step or not again:
+                rows = train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
+                             progress=progress, stop_after=rule.at_step).history
+                again = True
+            else:  # resumed at or past the check: judge it from the log
+                rows = _rows(folder)
             row = _restart_row(rows, rule, stage.train.seed)
             if row["accuracy"] < rule.below:
                 restarts.append(row)
                 target = out / f"objects-failed-{attempt + 1}"
-                if target.exists():
-                    shutil.rmtree(target)
-                folder.rename(target)
-                print(f"first stage, seed {stage.train.seed}: training accuracy {row['accuracy']:.3f} at step "
-                      f"{rule.at_step} < {rule.below}: kept as {target}; starting over with seed {stage.train.seed + 1}")
+                if main:
+                    if target.exists():
+                        shutil.rmtree(target)
+                    folder.rename(target)
+                    print(f"first stage, seed {stage.train.seed}: training accuracy {row['accuracy']:.3f} at step "
+                          f"{rule.at_step} < {rule.below}: kept as {target}; starting over with seed "
+                          f"{stage.train.seed + 1}", flush=True)
+                sync()
                 continue
         result = train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
                        progress=progress)
@@ -179,13 +191,19 @@ def train_objects(first, rule, out, *, resume: bool, progress: bool = True):
     raise AssertionError("unreachable: the last try always runs to the end")
 
 
+def _rows(folder) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
 def _checkpoint_step(folder) -> int:
-    """The step of ``folder/checkpoint`` (0 where there is none or no folder)."""
+    """The step of ``folder/checkpoint`` (0 where there is none)."""
     import json
 
     try:
         return int(json.loads((folder / "checkpoint" / "trainer.json").read_text())["step"])
-    except (TypeError, OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError):
         return 0
 
 
