@@ -411,8 +411,8 @@ def test_reconstruction_loss_trains_the_cnn_and_decoder(tiny_split):
 
 def test_first_stage_starts_over_when_its_training_accuracy_is_low(tmp_path, capsys, monkeypatch):
     """--objects_restart: a first stage below the bar at its check step is set aside (kept, stopped there) and the
-    next seed trains; the last try runs to the end; --resume goes on from the try it was in; the minutes of the failed
-    tries count and the report says what happened."""
+    next seed trains; the last try runs to the end; a fresh run clears old failed tries; --resume keeps them; the
+    minutes of the failed tries count and the report says what happened."""
     monkeypatch.chdir(tmp_path)
     small = ["--preset", "keypoints", "--data.train_images=40", "--data.test_images=5", f"--data.root={tmp_path / 'd'}",
              "--model.cnn_channels=8,8,8", "--model.g_dims=16,16", "--model.f_dims=16,16", "--model.object_encoder=8",
@@ -430,31 +430,34 @@ def test_first_stage_starts_over_when_its_training_accuracy_is_low(tmp_path, cap
     kept = tmp_path / "run" / "objects"
     assert json.loads((kept / "config.json").read_text())["train"]["seed"] == 7
     assert json.loads((kept / "checkpoint" / "trainer.json").read_text())["step"] == 4
+    # --resume counts the failed tries and goes on with the kept one (finished here: nothing retrains)
+    before = (kept / "checkpoint" / "model.safetensors").stat().st_mtime_ns
+    assert main(["train", "sort-of-clevr", "--out", "run", "--quiet", *small, "--objects_restart.below=1",
+                 "--resume"]) == 0
+    assert "starting over" not in capsys.readouterr().out
+    assert (kept / "checkpoint" / "model.safetensors").stat().st_mtime_ns == before
+    assert len(list((tmp_path / "run").glob("objects-failed-*"))) == 2
     # a bar everyone clears: a fresh run (no --resume) clears the old failed tries and keeps its first
     assert main(["train", "sort-of-clevr", "--out", "run", "--quiet", *small, "--objects_restart.below=0"]) == 0
     assert not list((tmp_path / "run").glob("objects-failed-*"))
     assert json.loads((kept / "config.json").read_text())["train"]["seed"] == 5
-    # interrupted runs go on from where they were, and reproduce counts and reports the failed try
-    from relnet.tasks.sort_of_clevr import cli
-    real = cli.train_objects
-
-    def one_failure(first, rule, out, **kw):  # the first try fails the bar, then the bar drops
-        return real(first, dataclasses.replace(rule, below=1.0, tries=2), out, **kw)
-
-    monkeypatch.setattr(cli, "train_objects", one_failure)
+    # reproduce counts and reports the failed try (with 2 tries the second is the last: it runs to the end)
+    bar = ["--objects_restart.below=1", "--objects_restart.tries=2"]
     assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
-                 "--preset", "keypoints"]) == 0
+                 "--preset", "keypoints", *bar]) == 0
     report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
     assert "a first stage with seed 5 was stopped at step 2 (training accuracy" in report
+    assert "started over from the next seed if its training accuracy at step 2 is below 1.0 (at most 2 tries; " \
+           "1 needed)" in report
     result = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
     failed_seconds = json.loads((tmp_path / "r" / "rn-keypoints" / "objects-failed-1" / "metrics.jsonl")
                                 .read_text().splitlines()[-1])["elapsed"]
     kept_seconds = json.loads((tmp_path / "r" / "rn-keypoints" / "objects" / "metrics.jsonl")
                               .read_text().splitlines()[-1])["elapsed"]
     assert result["train_seconds"] >= failed_seconds + kept_seconds
-    monkeypatch.setattr(cli, "train_objects", real)
+    # --resume takes the failed try and the finished stages as they are
     assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
-                 "--preset", "keypoints", "--resume", "--objects_restart.below=1", "--objects_restart.tries=2"]) == 0
+                 "--preset", "keypoints", "--resume", *bar]) == 0
     again = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
     assert again["train_seconds"] == pytest.approx(result["train_seconds"], abs=0.05)
     assert "a first stage with seed 5 was stopped" in (tmp_path / "reports" / "sort_of_clevr.md").read_text()

@@ -146,6 +146,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         c = r["config"]
         t = trained_config(Path(r["run_dir"]), c.train)
         m = c.model
+        restarts = [h for h in r["history"] if h.get("kind") == "restart"]
         cnn = (f"CNN {list(m.cnn_channels)} (strides {list(m.cnn_strides)}) with {m.keypoints} keypoints "
                f"(positions: {m.keypoint_position})" if m.cnn_objects == "keypoints" else
                f"CNN {list(m.cnn_channels)} ({m.cnn_downsample})")
@@ -166,7 +167,12 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
                      + ("pair distances; " if m.pair_distance else "")
                      + (f"first stage (`objects/`): the CNN trained under the model's own head (no per-object MLP), "
                         f"{c.objects.optimizer} lr {c.objects.lr} ({c.objects.schedule} over {c.objects.steps} steps, "
-                        f"warm-up {c.objects.warmup_steps}), batch {c.objects.batch_size}; " if c.objects.steps else "")
+                        f"warm-up {c.objects.warmup_steps}), batch {c.objects.batch_size}"
+                        + (f", started over from the next seed if its training accuracy at step "
+                           f"{c.objects_restart.at_step} is below {c.objects_restart.below} (at most "
+                           f"{c.objects_restart.tries} tries; {len(restarts)} needed)"
+                           if 0 < c.objects_restart.at_step < c.objects.steps else "") + "; "
+                        if c.objects.steps else "")
                      +
                      f"trained {r['steps']} steps; run in `{r['run_dir']}`.")
     return "\n".join(lines) + "\n"
