@@ -61,7 +61,7 @@ def test_keypoints_preset_stages():
     r = cfg.objects_restart
     assert (r.at_step, r.below, r.tries) == (3000, 0.77, 6) and r.at_step % cfg.objects.log_every == 0
     assert preset("keypoints", "mlp").objects_restart.at_step == 0
-    for bad in ({"below": 1.5}, {"tries": 0}, {"at_step": -1}):
+    for bad in ({"below": 1.5}, {"tries": 0}, {"at_step": -1}, {"at_step": 2950}):
         with pytest.raises(UserError, match="objects_restart"):
             objects_stage(dataclasses.replace(cfg, objects_restart=dataclasses.replace(r, **bad)))
 

@@ -205,6 +205,9 @@ def objects_stage(cfg: RunConfig) -> RunConfig | None:
     if r.at_step < 0 or r.tries < 1 or not 0 <= r.below <= 1:
         raise UserError(f"--objects_restart.at_step={r.at_step} .below={r.below} .tries={r.tries}: need at_step >= 0, "
                         "below in [0, 1] and tries >= 1")
+    if 0 < r.at_step < cfg.objects.steps and r.at_step % cfg.objects.log_every:
+        raise UserError(f"--objects_restart.at_step={r.at_step}: the check reads the training accuracy logged there, "
+                        f"so it must be a multiple of --objects.log_every ({cfg.objects.log_every})")
     model = dataclasses.replace(cfg.model, object_encoder=(), freeze_objects=False)
     train = dataclasses.replace(cfg.objects, threads=cfg.objects.threads or cfg.train.threads)
     return dataclasses.replace(cfg, model=model, train=train, objects=TrainConfig(steps=0))
