@@ -57,9 +57,9 @@ def test_keypoints_preset_stages():
         objects_stage(dataclasses.replace(preset("fast", "rn"), objects=cfg.objects))
     with pytest.raises(UserError, match="the main run starts from the objects stage"):
         objects_stage(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from="x")))
-    # the CNN+RN's first stage restarts below 0.77 at step 3,000 (diagnosis section 15); the CNN+MLP's never does
+    # the CNN+RN's first stage restarts below 0.80 at step 3,000 (diagnosis section 15); the CNN+MLP's never does
     r = cfg.objects_restart
-    assert (r.at_step, r.below, r.tries) == (3000, 0.77, 6) and r.at_step % cfg.objects.log_every == 0
+    assert (r.at_step, r.below, r.tries) == (3000, 0.80, 8) and r.at_step % cfg.objects.log_every == 0
     assert preset("keypoints", "mlp").objects_restart.at_step == 0
     for bad in ({"below": 1.5}, {"tries": 0}, {"at_step": -1}, {"at_step": 2950}):
         with pytest.raises(UserError, match="objects_restart"):

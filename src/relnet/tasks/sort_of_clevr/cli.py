@@ -127,10 +127,10 @@ def train_objects(first, rule, out, *, resume: bool, progress: bool = True):
     reaches). A failed try is kept, stopped at ``at_step``, as ``out/objects-failed-N``; ``resume`` counts those and
     goes on with the try after them.
 
-    Why: the keypoints of a first stage either all come to follow one colour each, or never do (5 of the 8 seeds
-    measured), and which one shows early: training accuracy at step 3,000 is 0.83-0.87 for the seeds that form them
-    and 0.64-0.71 for those that do not, which stay below 0.72 to the end (reports/sort_of_clevr_diagnosis.md,
-    section 15). A failed try costs ~2.5 min on 2 threads.
+    Why: the keypoints of a first stage all come to follow one colour each for only 3 of the 11 seeds measured; the
+    others never form or form only some, and which one shows early: training accuracy at step 3,000 is 0.83-0.87 for
+    the seeds that form them all and 0.64-0.78 for the others (reports/sort_of_clevr_diagnosis.md, section 15). A
+    failed try costs ~2.5 min on 2 threads.
 
     Returns the kept try's ``TrainResult`` and one ``{"kind": "restart", ...}`` row per failed try (its seed,
     training accuracy and seconds, as ``elapsed``)."""
