@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from relnet.tasks.sort_of_clevr.cli import resolve_config
@@ -34,9 +33,8 @@ def main() -> None:
         first = objects_stage(cfg)
         first = dataclasses.replace(first, train=dataclasses.replace(first.train, seed=seed))
         run = Path(args.out) / f"s{seed}"
-        train(SortOfClevrTask(first), first.train, run, run_config=to_dict(first), resume=True, progress=False,
-              stop_after=args.stop)
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = train(SortOfClevrTask(first), first.train, run, run_config=to_dict(first), resume=True,
+                     progress=False, stop_after=args.stop).history
         acc = {r["step"]: r["accuracy"] for r in rows if r.get("kind") == "train" and r["step"] % 1000 == 0}
         print(f"seed {seed}: " + ", ".join(f"step {s} {a:.3f}" for s, a in sorted(acc.items())), flush=True)
 

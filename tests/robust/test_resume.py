@@ -70,6 +70,19 @@ def test_resume_in_process_is_exact(tmp_path, uninterrupted, stop):
     assert_same_run(uninterrupted, out)
 
 
+def test_a_run_resumed_at_or_past_its_stop_trains_nothing(tmp_path, uninterrupted):
+    """stop_after pauses a run: resumed with the same or an earlier stop it trains no step and returns the rows up to
+    its checkpoint (what a caller judges the pause by); resumed without one it finishes exactly as if never paused."""
+    out = tmp_path / "run"
+    train(TinyTask(), tiny_config(), out, progress=False, stop_after=12)
+    for stop in (12, 5):
+        again = train(TinyTask(), tiny_config(), out, resume=True, progress=False, stop_after=stop)
+        assert again.step == 12 and max(r["step"] for r in again.history) == 12
+        assert json.loads((out / "checkpoint" / "trainer.json").read_text())["step"] == 12
+    assert run(str(out), resume=True).step == 24
+    assert_same_run(uninterrupted, out)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tmp_path, uninterrupted):
     out = tmp_path / "run"

@@ -272,7 +272,8 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
     Args:
         run_config: the resolved configuration to save as ``run_dir/config.json``.
         resume: continue from ``run_dir/checkpoint`` if it exists (exactly: same data order, same RNG).
-        stop_after: stop (after checkpointing) once this step is reached; used to test interruption.
+        stop_after: stop (after checkpointing) once this step is reached; used to test interruption, and to pause a
+            run at a step and look at it. A run resumed at or past it trains no step.
     """
     validate_config(cfg)  # before joining a process group: a bad option must not leave the others waiting
     keep_freed_memory()  # avoid re-faulting pair-sized activations every step (see relnet.perf)
@@ -381,7 +382,8 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
         bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
     model.train()
     step = start_step
-    for step in range(start_step, cfg.steps):
+    end = cfg.steps if stop_after is None else min(cfg.steps, max(stop_after, start_step))
+    for step in range(start_step, end):
         lr = lr_at(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -426,8 +428,6 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
                 bar.write(f"step {done}: " + _short(final_eval))
         if _every(done, cfg.checkpoint_every) or done == cfg.steps or done == stop_after:
             checkpoint(done)
-        if stop_after is not None and done >= stop_after:
-            break
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -445,7 +445,7 @@ def train(task: Task, cfg: TrainConfig, run_dir: str | os.PathLike, *, run_confi
         del model
         gc.collect()
         dist.barrier()
-    return TrainResult(core, run_dir, step + 1 if cfg.steps > start_step else start_step, history, seconds, final_eval)
+    return TrainResult(core, run_dir, step + 1 if end > start_step else start_step, history, seconds, final_eval)
 
 
 def _checkpoint_task(task: Task) -> str | None:

@@ -165,14 +165,11 @@ def train_objects(first, rule, out, *, resume: bool, progress: bool = True):
     for attempt in range(len(failed), tries):
         stage = dataclasses.replace(first, train=dataclasses.replace(first.train, seed=first.train.seed + attempt))
         again = resume or attempt > len(failed)
-        if check and attempt < tries - 1:
-            if _checkpoint_step(folder) < rule.at_step or not again:
-                rows = train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
-                             progress=progress, stop_after=rule.at_step).history
-                again = True
-            else:  # resumed at or past the check: judge it from the log
-                rows = _rows(folder)
-            row = _restart_row(rows, rule, stage.train.seed)
+        if check and attempt < tries - 1:  # to the check (a try resumed at or past it trains nothing more here)
+            paused = train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
+                           progress=progress, stop_after=rule.at_step)
+            again = True
+            row = _restart_row(paused.history, rule, stage.train.seed)
             if row["accuracy"] < rule.below:
                 restarts.append(row)
                 target = out / f"objects-failed-{attempt + 1}"
@@ -195,16 +192,6 @@ def _rows(folder) -> list[dict]:
     import json
 
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def _checkpoint_step(folder) -> int:
-    """The step of ``folder/checkpoint`` (0 where there is none)."""
-    import json
-
-    try:
-        return int(json.loads((folder / "checkpoint" / "trainer.json").read_text())["step"])
-    except (OSError, ValueError, KeyError):
-        return 0
 
 
 def _restart_row(rows: list[dict], rule, seed: int) -> dict:

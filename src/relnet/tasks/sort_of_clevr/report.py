@@ -54,6 +54,7 @@ def reproduce(args: argparse.Namespace) -> int:
         results[model] = {"metrics": metrics, "train_seconds": trained.seconds, "wall_seconds": wall,
                           "steps": trained.step, "config": cfg, "history": trained.history,
                           "minutes_to_94_relational": None if first94 is None else first94["elapsed"] / 60,
+                          "restarts": [h for h in trained.history if h.get("kind") == "restart"],
                           "run_dir": str(run_dir)}
         if args.ship:
             with atomic_dir(Path("checkpoints/sort_of_clevr") / model.replace("-", "_")) as tmp:
@@ -113,7 +114,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         t94 = r["minutes_to_94_relational"]
         c = r["config"]
         source, first = c.train.init_from, c.objects.steps
-        restarts = [h for h in r["history"] if h.get("kind") == "restart"]
+        restarts = r["restarts"]
         lines.append(f"- {NAMES[model]}: "
                      + "".join(f"a first stage with seed {h['seed']} was stopped at step {h['step']} (training "
                                f"accuracy {h['accuracy']:.3f} < {c.objects_restart.below}; "
@@ -146,7 +147,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         c = r["config"]
         t = trained_config(Path(r["run_dir"]), c.train)
         m = c.model
-        restarts = [h for h in r["history"] if h.get("kind") == "restart"]
+        restarts = r["restarts"]
         cnn = (f"CNN {list(m.cnn_channels)} (strides {list(m.cnn_strides)}) with {m.keypoints} keypoints "
                f"(positions: {m.keypoint_position})" if m.cnn_objects == "keypoints" else
                f"CNN {list(m.cnn_channels)} ({m.cnn_downsample})")
