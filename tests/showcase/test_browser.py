@@ -42,9 +42,13 @@ def browser():
         b.close()
 
 
-def wait_idle(page, after: int | None = None) -> int:
-    """Wait until no request is in flight (and, if given, at least one answer arrived after ``after``)."""
-    cond = "window.relnet && window.relnet.idle() && window.relnet.state.seq > %d" % (-1 if after is None else after)
+def wait_idle(page, after: int = 0) -> int:
+    """Wait until no request is in flight and at least one answer arrived after answer number ``after``.
+
+    The default (0) waits for the page's first answer: right after loading, no request is in flight yet, so
+    waiting for idleness alone can return before the page has drawn anything (a race seen in CI).
+    """
+    cond = "window.relnet && window.relnet.idle() && window.relnet.state.seq > %d" % after
     page.wait_for_function(cond, timeout=20_000)
     return page.evaluate("window.relnet.state.seq")
 
