@@ -356,7 +356,8 @@ def test_augmented_training_batches_keep_labels_and_follow_the_generator(tmp_pat
     cfg.data = DataConfig(train_scenes=40, val_scenes=0, root=str(tmp_path), augment=True)
     task = PhysicsTask(cfg, progress=False)
     idx = torch.arange(40)
-    x, edges, systems = task.batch(idx, train=True, generator=torch.Generator().manual_seed(3))
+    x, edges, systems, soft = task.batch(idx, train=True, generator=torch.Generator().manual_seed(3))
+    assert soft is None  # no teacher
     x0, edges0, systems0 = task.train_set.batch(idx)
     assert torch.equal(edges, edges0) and torch.equal(systems, systems0)
     assert not torch.equal(x, x0)  # some scenes were turned

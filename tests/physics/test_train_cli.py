@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from relnet.cli import main
 from relnet.tasks.physics import sim
@@ -123,6 +124,48 @@ def test_a_round_grown_onto_a_trained_model_needs_init_partial(trained, tmp_path
                  "--train.steps=1", f"--train.init_from={tmp_path / 'grown' / 'checkpoint'}",
                  "--train.init_partial=true", "--out", str(tmp_path / "shrunk")]) == 2
     assert "unexpected" in capsys.readouterr().err
+
+
+def test_distillation_targets_are_the_teachers_view_average_and_are_cached(trained, tmp_path, capsys):
+    from relnet.tasks.physics.model import preset
+    from relnet.tasks.physics.task import PhysicsTask, task_loss
+
+    root, runs = trained
+    cfg = preset("fast", "connections", "rn")
+    cfg.data.root, cfg.data.train_scenes, cfg.data.val_scenes = str(root / "data"), 60, 0
+    cfg.data.teacher, cfg.data.teacher_views, cfg.data.teacher_weight = str(runs["connections"]), (0, 5), 0.25
+    task = PhysicsTask(cfg, progress=False)
+    teacher = load_model(runs["connections"])[0]
+    x = task.train_set.objects
+    with torch.no_grad():
+        probs = ((teacher(x) + teacher(symmetry_view(x, 5))) / 2).sigmoid()
+    expected = 0.25 * probs + 0.75 * task.train_set.edges.float()
+    torch.testing.assert_close(task.soft, expected)
+    files = list((root / "data" / "physics").glob("*/teacher-train-s0-*.npy"))
+    assert len(files) == 1
+    np.save(files[0], np.zeros((60, 10, 10), np.float32))  # the cache is read back, not recomputed
+    assert torch.equal(PhysicsTask(cfg, progress=False).soft, 0.75 * task.train_set.edges.float())
+    # the batch carries each scene's targets (unchanged by its view), the loss reads them
+    idx = torch.tensor([3, 7])
+    xb, edges, systems, soft = task.batch(idx, train=True, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(soft, expected[idx])
+    logits = torch.randn(2, 10, 10)
+    loss, stats = task_loss("connections", logits, edges, systems, soft)
+    bce = -(soft * F.logsigmoid(logits) + (1 - soft) * F.logsigmoid(-logits)).mean(dim=(1, 2)).sum()
+    torch.testing.assert_close(loss, bce)
+    assert stats["correct"] == float(((logits > 0) == edges).flatten(1).all(1).sum())  # against the labels
+    # bad settings are one-line errors
+    base = ["train", "physics", "--task", "connections", "--quiet", f"--data.root={root / 'data'}", *TINY,
+            "--train.steps=1", "--out", str(tmp_path / "bad"), f"--data.teacher={runs['connections']}"]
+    assert main([*base[:-2], str(tmp_path / "distilled"), *base[-1:], "--data.teacher_views=0,5"]) == 0
+    for extra, message in (("--data.teacher_views=0,16", "teacher_views"), ("--data.teacher_weight=2", "[0, 1]")):
+        capsys.readouterr()
+        assert main([*base, extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["train", "physics", "--task", "count", "--quiet", f"--data.root={root / 'data'}", *TINY,
+                 "--train.steps=1", "--out", str(tmp_path / "bad"), f"--data.teacher={runs['connections']}"]) == 2
+    assert "--task connections" in capsys.readouterr().err
 
 
 def test_reproduce_writes_report_picture_and_ships(tmp_path, capsys, monkeypatch):

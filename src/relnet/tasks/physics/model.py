@@ -127,6 +127,10 @@ class DataConfig:
     root: str = ""  # cache root; "" = $RELNET_DATA or ./data
     augment: bool = False  # train on each scene in a random one of its 16 symmetric views (task.symmetry_view)
     workers: int = 0  # processes that simulate scenes missing from the cache (0: one per CPU core); no effect on them
+    # connections only: distillation from a teacher's test-time average (task.teacher_probabilities). "" = off.
+    teacher: str = ""  # a connections checkpoint; its view-averaged probabilities become soft targets
+    teacher_views: tuple[int, ...] = (0, 2, 4, 8)  # the teacher's symmetric views (task.symmetry_view), averaged
+    teacher_weight: float = 0.5  # the target of each entry: w * teacher probability + (1 - w) * the true label
 
 
 @dataclass

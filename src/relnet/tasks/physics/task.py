@@ -48,11 +48,14 @@ class Scenes:
         return self.objects[indices], self.edges[indices], self.systems[indices]
 
 
-def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor) -> tuple[Tensor, dict[str, float]]:
+def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor,
+              soft: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Summed loss over the batch and summed statistics; for connections each scene's loss is the mean BCE of its
-    N*N entries, and ``correct`` counts scenes with every entry right."""
+    N*N entries against ``soft`` targets in [0, 1] where given (distillation), else the labels, and ``correct``
+    counts scenes with every entry right (against the labels)."""
     if task == "connections":
-        bce = F.binary_cross_entropy_with_logits(logits, edges.to(logits.dtype), reduction="none")  # (B, N, N)
+        target = edges.to(logits.dtype) if soft is None else soft.to(logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (B, N, N)
         loss = bce.mean(dim=(1, 2)).sum()
         correct = ((logits > 0) == edges).flatten(1).all(dim=1).sum()
     else:
@@ -176,6 +179,16 @@ class PhysicsTask:
         self.val_set = (Scenes(sim.load_or_generate(self.params, "val", d.val_scenes, d.seed, root,
                                                     progress=progress, workers=workers), self.params)
                         if d.val_scenes else None)
+        self.soft: Tensor | None = None  # (S, N, N) distillation targets of the training scenes
+        if d.teacher:
+            if cfg.task != "connections":
+                raise UserError(f"--data.teacher is for --task connections, not {cfg.task}")
+            if not 0 <= d.teacher_weight <= 1:
+                raise UserError(f"--data.teacher_weight={d.teacher_weight}: must be in [0, 1]")
+            teacher = teacher_probabilities(d.teacher, tuple(d.teacher_views), self.train_set, self.params,
+                                            sim.cache_dir(self.params, root) / f"teacher-train-s{d.seed}",
+                                            progress=progress)
+            self.soft = d.teacher_weight * teacher + (1 - d.teacher_weight) * self.train_set.edges.float()
 
     def build_model(self) -> nn.Module:
         model = build_model(self.cfg.model)
@@ -193,11 +206,12 @@ class PhysicsTask:
         x, edges, systems = self.train_set.batch(indices)
         if train and self.cfg.data.augment:  # each scene in a random one of its label-preserving views
             x = symmetry_view(x, torch.randint(SYMMETRIES, (len(x),), generator=generator))
-        return x, edges, systems
+        soft = self.soft[indices] if self.soft is not None else None  # the views keep the labels: and the targets
+        return x, edges, systems, soft
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
-        x, edges, systems = batch
-        return task_loss(self.cfg.task, model(x), edges, systems)
+        x, edges, systems, soft = batch
+        return task_loss(self.cfg.task, model(x), edges, systems, soft)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         if self.val_set is None:
@@ -205,6 +219,49 @@ class PhysicsTask:
         result = evaluate(model, self.val_set)
         result.pop("by_systems", None)  # the per-count table is for the report; keep the log flat
         return result
+
+
+def teacher_probabilities(path: str | Path, views: tuple[int, ...], scenes: Scenes, params: sim.PhysicsParams,
+                          cache: Path, *, progress: bool = True) -> Tensor:
+    """A connections checkpoint's probabilities for every scene, its logits averaged over ``views`` (test-time
+    averaging, as ``predict(symmetries=True)`` does over all 16): ``(S, N, N)`` float32 in [0, 1].
+
+    Distillation (Hinton et al. 2015): the averaged views are more often right than any single view (the shipped
+    RN: 94.55% of scenes single view, 95.3% over views 0, 2, 4, 8, 95.4% over all 16), and a model trained towards
+    them may keep part of that at one view's cost. Computed once per teacher, views and training set (a few ms per
+    scene and view on one core) and kept as ``<cache>-<digest>.npy``, so a resumed run reads it back.
+    """
+    import hashlib
+
+    if not views or any(not 0 <= int(k) < SYMMETRIES for k in views) or len(set(views)) != len(views):
+        raise UserError(f"--data.teacher_views={','.join(map(str, views))}: need distinct views in 0..{SYMMETRIES - 1}")
+    model, config = load_model(path, "connections")
+    if sim_params(config, path) != params:
+        raise UserError(f"--data.teacher {path}: its simulator parameters differ from this run's")
+    digest = hashlib.sha256()
+    digest.update((Path(path) / "model.safetensors").read_bytes())
+    digest.update(repr((tuple(int(k) for k in views), len(scenes))).encode())
+    digest.update(scenes.objects[-1].numpy().tobytes())  # the last scene: another training set, another file
+    file = cache.with_name(f"{cache.name}-{digest.hexdigest()[:16]}.npy")
+    if file.is_file():
+        return torch.from_numpy(np.load(file))
+    outs = []
+    batches = range(0, len(scenes), 500)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="teacher", unit="batch", leave=False)
+    with torch.no_grad():
+        for start in batches:
+            x = scenes.objects[start : start + 500]
+            outs.append(torch.stack([model(symmetry_view(x, int(k))) for k in views]).mean(0).sigmoid())
+    probs = torch.cat(outs).float()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        sim._atomic_write(file, lambda f: np.save(f, probs.numpy()))
+    except OSError as e:
+        raise UserError(f"physics: cannot write the teacher's targets to {file}: {e.strerror or e}") from e
+    return probs
 
 
 def sim_params(config: Mapping[str, Any], path: str | Path = "?") -> sim.PhysicsParams:
