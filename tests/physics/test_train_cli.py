@@ -188,3 +188,28 @@ def test_reproduce_writes_report_picture_and_ships(tmp_path, capsys, monkeypatch
         cfg = json.loads((tmp_path / "checkpoints" / "physics" / task / "config.json").read_text())
         assert cfg["task"] == f"physics-{task}" and cfg["model"]["kind"] == "rn"
     assert main(["reproduce", "physics", "--tasks", "nope"]) == 2
+
+
+def test_system_weights_scale_each_scenes_loss(trained, tmp_path, capsys):
+    from relnet.tasks.physics.model import preset
+    from relnet.tasks.physics.task import PhysicsTask, task_loss
+
+    root, _ = trained
+    cfg = preset("fast", "connections", "rn")
+    cfg.data.root, cfg.data.train_scenes, cfg.data.val_scenes = str(root / "data"), 60, 0
+    cfg.data.system_weights = (4.0, 2.0)
+    task = PhysicsTask(cfg, progress=False)
+    model = load_model(trained[1]["connections"])[0]
+    batch = task.batch(torch.arange(60), train=True, generator=None)
+    x, edges, systems, _ = batch
+    with torch.no_grad():
+        loss, _ = task.loss(model, batch)
+        per_scene = [task_loss("connections", model(x[s : s + 1]), edges[s : s + 1], systems[s : s + 1])[0]
+                     for s in range(60)]
+    expected = sum((4.0 if c == 1 else 2.0 if c == 2 else 1.0) * l for c, l in zip(systems.tolist(), per_scene))
+    assert {1, 2, 3} <= set(systems.tolist())
+    torch.testing.assert_close(loss, expected)
+    capsys.readouterr()
+    assert main(["train", "physics", "--task", "connections", "--quiet", f"--data.root={root / 'data'}", *TINY,
+                 "--train.steps=1", "--out", str(tmp_path / "bad"), "--data.system_weights=1,-1"]) == 2
+    assert "system_weights" in capsys.readouterr().err

@@ -131,6 +131,9 @@ class DataConfig:
     teacher: str = ""  # a connections checkpoint; its view-averaged probabilities become soft targets
     teacher_views: tuple[int, ...] = (0, 2, 4, 8)  # the teacher's symmetric views (task.symmetry_view), averaged
     teacher_weight: float = 0.5  # the target of each entry: w * teacher probability + (1 - w) * the true label
+    # the training loss of a scene with 1, 2, ... systems is multiplied by these (the rest by 1): the scenes of one
+    # or two large systems hold most of the connection errors. () = every scene weighs 1.
+    system_weights: tuple[float, ...] = ()
 
 
 @dataclass

@@ -48,19 +48,20 @@ class Scenes:
         return self.objects[indices], self.edges[indices], self.systems[indices]
 
 
-def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor,
-              soft: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+def task_loss(task: str, logits: Tensor, edges: Tensor, systems: Tensor, soft: Tensor | None = None,
+              weight: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Summed loss over the batch and summed statistics; for connections each scene's loss is the mean BCE of its
     N*N entries against ``soft`` targets in [0, 1] where given (distillation), else the labels, and ``correct``
-    counts scenes with every entry right (against the labels)."""
+    counts scenes with every entry right (against the labels). ``weight`` ``(B,)`` multiplies each scene's loss."""
     if task == "connections":
         target = edges.to(logits.dtype) if soft is None else soft.to(logits.dtype)
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (B, N, N)
-        loss = bce.mean(dim=(1, 2)).sum()
+        per_scene = bce.mean(dim=(1, 2))
         correct = ((logits > 0) == edges).flatten(1).all(dim=1).sum()
     else:
-        loss = F.cross_entropy(logits, systems - 1, reduction="sum")
+        per_scene = F.cross_entropy(logits, systems - 1, reduction="none")
         correct = (logits.argmax(-1) == systems - 1).sum()
+    loss = (per_scene if weight is None else per_scene * weight).sum()
     return loss, {"correct": float(correct), "count": float(len(systems))}
 
 
@@ -179,6 +180,9 @@ class PhysicsTask:
         self.val_set = (Scenes(sim.load_or_generate(self.params, "val", d.val_scenes, d.seed, root,
                                                     progress=progress, workers=workers), self.params)
                         if d.val_scenes else None)
+        if len(d.system_weights) > self.params.n_balls or any(not w >= 0 for w in d.system_weights):
+            raise UserError(f"--data.system_weights={','.join(map(str, d.system_weights))}: need at most "
+                            f"{self.params.n_balls} weights, each >= 0")
         self.soft: Tensor | None = None  # (S, N, N) distillation targets of the training scenes
         if d.teacher:
             if cfg.task != "connections":
@@ -211,7 +215,13 @@ class PhysicsTask:
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, edges, systems, soft = batch
-        return task_loss(self.cfg.task, model(x), edges, systems, soft)
+        weight = None
+        if self.cfg.data.system_weights:
+            table = torch.ones(self.params.n_balls + 1, device=systems.device)
+            w = torch.tensor(self.cfg.data.system_weights, dtype=table.dtype, device=systems.device)
+            table[1 : 1 + len(w)] = w
+            weight = table[systems]
+        return task_loss(self.cfg.task, model(x), edges, systems, soft, weight)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         if self.val_set is None:
