@@ -68,6 +68,10 @@ the stage-1 model from 94.0% / 94.4% to 95.3% / 95.2% (60,000-step model: 93.9% 
 the earlier two-round model from 88.0% to 88.3-89.0%. ``relnet reproduce physics --symmetries`` reports both. The
 same views can serve as training-time augmentation (``--data.augment=true``: each training scene in a random one
 of its 16 views, drawn from the loop's seeded augmentation generator, so resume stays exact); off in every preset.
+Two more training options, for continuing a trained connections model (off in every preset; measured in
+reports/physics_augment.md): ``--data.teacher`` distils a checkpoint's view-averaged probabilities into soft targets
+(:func:`relnet.tasks.physics.task.teacher_probabilities`), and ``--data.system_weights`` weighs the scenes of one,
+two, ... systems more, where most connection errors are.
 
 Pair features (``pair_features``, **a deviation**, RN only): g also reads, for each pair, the distance between the
 two balls in each frame and their relative acceleration along the line between them (:func:`pair_features`). Both
