@@ -98,7 +98,11 @@ def test_sigkill_mid_run_then_resume(tmp_path, uninterrupted):
         time.sleep(0.005)
     ckpt_step = json.loads(trainer.read_text())["step"]
     # wait until a metrics row beyond the checkpoint exists, so the resume must cut the log back
-    while max((json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()), default=0) <= ckpt_step:
+    def last_logged_step() -> int:  # complete lines only: the run may be writing the last one right now
+        lines = (out / "metrics.jsonl").read_text().split("\n")[:-1]
+        return max((json.loads(x)["step"] for x in lines if x), default=0)
+
+    while last_logged_step() <= ckpt_step:
         assert proc.poll() is None, "the run finished before it could be killed"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
