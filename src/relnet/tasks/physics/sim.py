@@ -65,7 +65,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -584,18 +583,6 @@ def cache_dir(params: PhysicsParams, root: str | os.PathLike | None = None) -> P
     return Path(root if root is not None else default_root()) / "physics" / f"{VERSION}-{params.digest()}"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def load_or_generate(params: PhysicsParams, split: str, n: int, seed: int = 0,
                      root: str | os.PathLike | None = None, *, progress: bool = False,
                      workers: int = 1) -> dict[str, np.ndarray]:
@@ -628,13 +615,15 @@ def load_or_generate(params: PhysicsParams, split: str, n: int, seed: int = 0,
         with np.load(path) as z:
             return {k: z[k][:n] for k in ARRAY_KEYS}
     data = simulate(params, n, (seed, SPLITS[split]), progress=progress, workers=workers)
+    from relnet.checkpoint import write_atomic  # here: simulation workers need not import torch
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
         params_file = folder / "params.json"
         if not params_file.exists():
             text = json.dumps({"version": VERSION, "block_size": BLOCK_SIZE, **params.to_dict()}, indent=2)
-            _atomic_write(params_file, lambda f: f.write(text.encode()))
-        _atomic_write(folder / f"{split}-s{seed}-n{n}.npz", lambda f: np.savez(f, **data))
+            write_atomic(params_file, lambda f: f.write(text.encode()))
+        write_atomic(folder / f"{split}-s{seed}-n{n}.npz", lambda f: np.savez(f, **data))
     except OSError as e:
         raise UserError(f"physics: cannot write the cache under {folder}: {e.strerror or e}") from e
     return data

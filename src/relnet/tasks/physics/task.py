@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from relnet.checkpoint import load_weights, read_config
+from relnet.checkpoint import load_weights, read_config, write_atomic
 from relnet.errors import UserError
 from relnet.tasks.physics import sim
 from relnet.tasks.physics.model import TASKS, ModelConfig, PhysicsModel, RunConfig, build_model
@@ -268,7 +268,7 @@ def teacher_probabilities(path: str | Path, views: tuple[int, ...], scenes: Scen
     probs = torch.cat(outs).float()
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        sim._atomic_write(file, lambda f: np.save(f, probs.numpy()))
+        write_atomic(file, lambda f: np.save(f, probs.numpy()))
     except OSError as e:
         raise UserError(f"physics: cannot write the teacher's targets to {file}: {e.strerror or e}") from e
     return probs

@@ -59,7 +59,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -379,19 +378,6 @@ def cache_dir(params: SortOfClevrParams, root: str | os.PathLike | None = None) 
     return Path(root if root is not None else default_root()) / "sort_of_clevr" / f"{VERSION}-{params.key()}"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path`` and move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_npz(path: Path, expected: int, params: SortOfClevrParams) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -418,12 +404,14 @@ def load_or_generate(params: SortOfClevrParams, root: str | os.PathLike | None =
     Returns:
         ``{"train": arrays, "test": arrays}``, arrays as returned by ``generate_split``.
     """
+    from relnet.checkpoint import write_atomic  # here: generating data needs no torch
+
     folder = cache_dir(params, root)
     folder.mkdir(parents=True, exist_ok=True)
     meta = folder / "params.json"
     if force or not meta.exists():
         text = json.dumps({"version": VERSION, **params.to_dict()}, indent=2) + "\n"
-        _atomic_write(meta, lambda f: f.write(text.encode()))
+        write_atomic(meta, lambda f: f.write(text.encode()))
     out = {}
     for split in SPLITS:
         path = folder / f"{split}.npz"
@@ -431,6 +419,6 @@ def load_or_generate(params: SortOfClevrParams, root: str | os.PathLike | None =
             out[split] = _load_npz(path, params.num_images(split), params)
             continue
         arrays = generate_split(params, split, progress=progress)
-        _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # mostly white: ~80x smaller
+        write_atomic(path, lambda f: np.savez_compressed(f, **arrays))  # mostly white: ~80x smaller
         out[split] = arrays
     return out
