@@ -34,11 +34,9 @@ THRESHOLDS = (1e-3, 3e-3, 1e-2, 3e-2)
 
 def initial_states(params: sim.PhysicsParams, n: int, seed: int) -> dict[str, np.ndarray]:
     """The sampled graphs and starting states of the first ``n`` scenes of stream ``(seed, test)`` (as simulate)."""
-    parts = []
-    for b in range(-(-n // sim.BLOCK_SIZE)):
-        rng = np.random.default_rng([seed, sim.SPLITS["test"], b])
-        parts.append(sim.sample_scenes(rng, sim.BLOCK_SIZE, params))
-    return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
+    parts = [sim.sample_block(params, (seed, sim.SPLITS["test"]), b, min(sim.BLOCK_SIZE, n - b * sim.BLOCK_SIZE))
+             for b in range(-(-n // sim.BLOCK_SIZE))]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def effect(params0: sim.PhysicsParams, x0, v0, pairs, kind, rest, ref: np.ndarray, frames: int | None = None,

@@ -531,13 +531,20 @@ def simulate(params: PhysicsParams, n_scenes: int, seed: int | Sequence[int] = 0
     return out
 
 
+def sample_block(params: PhysicsParams, seeds: Sequence[int], b: int, n: int,
+                 block_size: int = BLOCK_SIZE) -> dict[str, np.ndarray]:
+    """The graphs and starting states (:func:`sample_scenes`) of the first ``n`` scenes of block ``b`` of a
+    :func:`simulate` run with ``seed = seeds``: what :func:`rollout` integrates into that block's scenes."""
+    rng = np.random.default_rng([*seeds, b])
+    init = sample_scenes(rng, block_size, params)  # always a full block, so draws do not depend on n_scenes
+    return {k: v[:n] for k, v in init.items()}
+
+
 def _simulate_block(job: tuple[PhysicsParams, tuple[int, ...], int, int, int]) -> dict[str, np.ndarray]:
     """Block ``b`` (of ``block_size`` scenes) of a :func:`simulate` run: its first ``n`` scenes (a module-level
     function, so that worker processes can run it)."""
     params, seeds, b, n, block_size = job
-    rng = np.random.default_rng([*seeds, b])
-    init = sample_scenes(rng, block_size, params)  # always a full block, so draws do not depend on n_scenes
-    init = {k: v[:n] for k, v in init.items()}
+    init = sample_block(params, seeds, b, n, block_size)
     xs, vs = rollout(init["pos0"], init["vel0"], init["pairs"], init["kind"], init["rest"], params=params)
     edges, edge_type = edge_matrices(init["pairs"], init["kind"], params.n_balls)
     return {"positions": xs, "velocities": vs, "edges": edges, "edge_type": edge_type, "systems": init["systems"]}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -130,23 +130,34 @@ def symmetry_view(objects: Tensor, k: int | Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def view_logits(model: nn.Module, scenes: Scenes, views: Sequence[int], *, batch_size: int = 500,
+                progress: bool = False) -> Tensor:
+    """The model's logits for every scene averaged over its :func:`symmetry_view` s ``views``, on the CPU:
+    ``(S, N, N)`` (connections) or ``(S, N)`` (count)."""
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    batches = range(0, len(scenes), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="views", unit="batch", leave=False)
+    outs = []
+    for start in batches:
+        x = scenes.objects[start : start + batch_size].to(device)
+        outs.append(torch.stack([model(symmetry_view(x, int(k))) for k in views]).mean(0).cpu())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
 def predict(model: nn.Module, scenes: Scenes, *, batch_size: int = 500, symmetries: bool = False) -> Tensor:
     """Predictions for every scene: ``(S, N, N)`` bool connections or ``(S,)`` system counts (1..N).
 
     ``symmetries``: average the logits over the 16 :func:`symmetry_view` s of each scene (test-time averaging;
     16x the compute). Off by default, and not used in training or in the reported single-view figures.
     """
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
-    outs = []
-    for start in range(0, len(scenes), batch_size):
-        x = scenes.objects[start : start + batch_size].to(device)
-        views = range(SYMMETRIES) if symmetries else (0,)
-        logits = torch.stack([model(symmetry_view(x, k)) for k in views]).mean(0).cpu()
-        outs.append(logits > 0 if model.task == "connections" else logits.argmax(-1) + 1)
-    model.train(was_training)
-    return torch.cat(outs)
+    logits = view_logits(model, scenes, range(SYMMETRIES) if symmetries else (0,), batch_size=batch_size)
+    return logits > 0 if model.task == "connections" else logits.argmax(-1) + 1
 
 
 def evaluate(model: nn.Module, scenes: Scenes, *, symmetries: bool = False) -> dict[str, Any]:
@@ -183,6 +194,10 @@ class PhysicsTask:
         if len(d.system_weights) > self.params.n_balls or any(not w >= 0 for w in d.system_weights):
             raise UserError(f"--data.system_weights={','.join(map(str, d.system_weights))}: need at most "
                             f"{self.params.n_balls} weights, each >= 0")
+        self.system_weight: Tensor | None = None  # (N + 1,): the loss weight of a scene with k systems at k
+        if d.system_weights:
+            self.system_weight = torch.ones(self.params.n_balls + 1)
+            self.system_weight[1 : 1 + len(d.system_weights)] = torch.tensor(d.system_weights)
         self.soft: Tensor | None = None  # (S, N, N) distillation targets of the training scenes
         if d.teacher:
             if cfg.task != "connections":
@@ -215,12 +230,7 @@ class PhysicsTask:
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         x, edges, systems, soft = batch
-        weight = None
-        if self.cfg.data.system_weights:
-            table = torch.ones(self.params.n_balls + 1, device=systems.device)
-            w = torch.tensor(self.cfg.data.system_weights, dtype=table.dtype, device=systems.device)
-            table[1 : 1 + len(w)] = w
-            weight = table[systems]
+        weight = None if self.system_weight is None else self.system_weight.to(systems.device)[systems]
         return task_loss(self.cfg.task, model(x), edges, systems, soft, weight)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
@@ -255,17 +265,7 @@ def teacher_probabilities(path: str | Path, views: tuple[int, ...], scenes: Scen
     file = cache.with_name(f"{cache.name}-{digest.hexdigest()[:16]}.npy")
     if file.is_file():
         return torch.from_numpy(np.load(file))
-    outs = []
-    batches = range(0, len(scenes), 500)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="teacher", unit="batch", leave=False)
-    with torch.no_grad():
-        for start in batches:
-            x = scenes.objects[start : start + 500]
-            outs.append(torch.stack([model(symmetry_view(x, int(k))) for k in views]).mean(0).sigmoid())
-    probs = torch.cat(outs).float()
+    probs = view_logits(model, scenes, views, progress=progress).sigmoid().float()
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(file, lambda f: np.save(f, probs.numpy()))
