@@ -19,6 +19,7 @@ from relnet.tasks.clevr.model import (
     StateEncoder,
     build_model,
     preset,
+    with_pair_distance,
 )
 from relnet.tasks.clevr.task import Examples, evaluate, resolve_epochs
 from relnet.train.config import TrainConfig
@@ -129,6 +130,25 @@ def test_pair_distance_reads_the_floor_position():
     assert not torch.allclose(model(far), out)
     with pytest.raises(UserError, match="pair_distance needs --model rn"):
         build_model(small(kind="mlp", pair_distance=True))
+
+
+def test_with_pair_distance_grows_a_trained_rn_into_the_same_function():
+    """with_pair_distance: the grown model (rows reordered, distance weights 0) answers exactly as the model it came
+    from; once its distance weights move, the distances reach g. A model that already has them is refused."""
+    torch.manual_seed(0)
+    model = build_model(small(reduce="sum", aggregate_norm="layer")).eval()
+    with torch.no_grad():  # a "trained" model: no weight at its initial value, the first layer's columns all distinct
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    b = state_batch()
+    grown = with_pair_distance(model)
+    assert grown.cfg.pair_distance and grown.scene.position_last and not grown.training
+    assert torch.allclose(grown(b), model(b), atol=1e-5)
+    with torch.no_grad():
+        grown.head.g_dist.fill_(1.0)
+    assert not torch.allclose(grown(b), model(b), atol=1e-3)
+    with pytest.raises(UserError, match="without pair distances"):
+        with_pair_distance(grown)
 
 
 @pytest.mark.parametrize("hidden_norm", ["", "layer", "batch"])

@@ -272,6 +272,28 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     raise UserError(f"model kind {cfg.kind!r}: expected one of {', '.join(MODELS)}")
 
 
+def with_pair_distance(model: ClevrModel) -> ClevrModel:
+    """A trained state RN without pair distances -> the same function as a model with them (a grown model).
+
+    ``pair_distance=True`` moves each object's (x, y) to the end of its row and adds one weight per unit of g's first
+    layer for the pair's distance. The new model's first layer of g is ``model``'s with its object columns permuted
+    to the new row order, and its distance weights are 0; everything else is copied. Training can then use the
+    distances (``scripts/clevr_add_pair_distance.py`` writes the checkpoint for ``--train.init_from``).
+    """
+    cfg = model.cfg
+    if cfg.input != "state" or cfg.kind != "rn" or cfg.pair_distance:
+        raise UserError("with_pair_distance: expected a state RN without pair distances")
+    new = ClevrModel(dataclasses.replace(cfg, pair_distance=True))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    D = model.scene.object_dim
+    perm = list(range(2, D)) + [0, 1]  # the new row is the old one with (x, y) moved last: new[k] = old[perm[k]]
+    w = state["head.g_in.weight"]  # (H, 2D + Q): [o_i | o_j | q]
+    state["head.g_in.weight"] = torch.cat([w[:, :D][:, perm], w[:, D:2 * D][:, perm], w[:, 2 * D:]], dim=1)
+    state["head.g_dist"] = torch.zeros_like(new.head.g_dist)
+    new.load_state_dict(state, strict=True)
+    return new.train(model.training)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -294,4 +316,4 @@ def describe(cfg: ModelConfig) -> str:
 
 
 __all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "build_model", "ClevrModel", "QTypePrior",
-           "StateEncoder", "INPUTS", "MODELS", "PRESETS", "NUM_ANSWERS", "FAMILIES", "describe", "count_parameters"]
+           "StateEncoder", "with_pair_distance", "INPUTS", "MODELS", "PRESETS", "NUM_ANSWERS", "FAMILIES", "describe", "count_parameters"]
