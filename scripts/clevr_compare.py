@@ -9,18 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from relnet.tasks.clevr.task import load_examples, load_model
-
-
-def correct(model: torch.nn.Module, examples, batch_size: int = 1000) -> torch.Tensor:
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            batch = examples.batch(torch.arange(start, min(len(examples), start + batch_size)))
-            out.append(model(batch).argmax(-1) == batch["answers"])
-    return torch.cat(out)
+from relnet.tasks.clevr.task import answered_correctly, load_examples, load_model
 
 
 def main() -> None:
@@ -38,7 +27,7 @@ def main() -> None:
         raise SystemExit("the two checkpoints have different question vocabularies")
     examples = load_examples(args.data, args.split, input=config["model"]["input"], vocab=config["vocab"],
                              progress=False)
-    a, b = correct(old, examples), correct(new, examples)
+    a, b = answered_correctly(old, examples), answered_correctly(new, examples)
     only_new, only_old = int((b & ~a).sum()), int((a & ~b).sum())
     z = (only_new - only_old) / max(1, only_new + only_old) ** 0.5
     print(json.dumps({"n": len(a), "old": float(a.float().mean()), "new": float(b.float().mean()),

@@ -79,9 +79,14 @@ class Examples:
         return out
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, examples: Examples, *, batch_size: int = 500) -> dict[str, Any]:
     """Exact accuracy over every question with a known answer: overall and per question family (paper Table 1)."""
+    return metrics(answered_correctly(model, examples, batch_size=batch_size), examples.answers, examples.families)
+
+
+@torch.no_grad()
+def answered_correctly(model: nn.Module, examples: Examples, *, batch_size: int = 500) -> Tensor:
+    """``(Q,)`` bool: whether the model's answer to each question is its answer (eval mode, batch by batch)."""
     was_training = model.training
     model.eval()
     device = model_device(model)
@@ -91,7 +96,7 @@ def evaluate(model: nn.Module, examples: Examples, *, batch_size: int = 500) -> 
         batch = to_device(examples.batch(idx), device)
         correct[idx] = (model(batch).argmax(-1) == batch["answers"]).cpu()
     model.train(was_training)
-    return metrics(correct, examples.answers, examples.families)
+    return correct
 
 
 def metrics(correct: Tensor, answers: Tensor, families: Tensor) -> dict[str, Any]:
@@ -209,4 +214,4 @@ def evaluate_checkpoint(path: str | Path, data: str | Path, *, split: str = "val
     return {"task": TASK, "input": trained_input, "model": config["model"]["kind"], "split": split, **result}
 
 
-__all__ = ["ClevrTask", "Examples", "evaluate", "metrics", "load_model", "evaluate_checkpoint", "resolve_epochs"]
+__all__ = ["ClevrTask", "Examples", "evaluate", "answered_correctly", "metrics", "load_model", "evaluate_checkpoint", "resolve_epochs"]
