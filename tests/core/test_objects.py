@@ -5,7 +5,7 @@ import torch
 
 from relnet import ConvObjects, ObjectMLP, QuestionLSTM, SentenceObjects, StateObjects
 from relnet.nn import KeypointObjects
-from relnet.nn.objects import grid_coordinates
+from relnet.nn.objects import colour_clusters, grid_coordinates
 from relnet.nn.questions import reverse_padded
 
 
@@ -247,6 +247,68 @@ def test_keypoint_pixel_positions_follow_the_strides():
     corners = torch.tensor([[[0.0, 0.0, -1.0, -1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, -1.0]]])
     torch.testing.assert_close(m.pixel_positions(corners, (75, 75))[0], torch.tensor([[0.0, 0.0], [72.0, 72.0],
                                                                                        [36.0, 0.0]]))
+
+
+def test_keypoint_anchors_add_a_colour_distance_to_the_logits():
+    """anchors=w: each keypoint's logits get -w ||m(p) - c_k||^2, m(p) the mean colour of the (s+1)x(s+1) pixels
+    centred on position p's input pixel (p * s), written out here pixel by pixel; off until set_anchors."""
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(4, 4), strides=(2, 2), num_keypoints=2, anchors=7.0).eval()
+    image = torch.rand(2, 3, 9, 10)
+    plain, fmap = m.attention(image)
+    logits = m.attend(fmap) * m.log_sharpness.exp()
+    torch.testing.assert_close(plain, logits.flatten(2).softmax(-1).view_as(plain))  # not anchored yet: no prior
+    colours = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.5, 0.9]])
+    m.set_anchors(colours)
+    att, _ = m.attention(image)
+    h, w = fmap.shape[-2:]
+    prior = torch.zeros(2, 2, h, w)
+    for i in range(h):
+        for j in range(w):
+            window = image[:, :, max(0, 4 * i - 2):4 * i + 3, max(0, 4 * j - 2):4 * j + 3]  # cut at the border
+            mean = window.mean(dim=(2, 3))  # (2, 3)
+            prior[:, :, i, j] = -7.0 * (mean[:, None] - colours[None]).square().sum(-1)
+    torch.testing.assert_close(att, (logits + prior).flatten(2).softmax(-1).view_as(att), atol=1e-6, rtol=1e-5)
+    # the anchors are learned, and saved with the weights (a resumed model does not start them again)
+    objs, _ = m(image)
+    objs.sum().backward()
+    assert m.anchor_colours.grad is not None and m.log_anchor_weight.grad is not None
+    assert bool(m.state_dict()["anchored"])
+    with pytest.raises(ValueError, match="shape"):
+        m.set_anchors(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="no anchors"):
+        KeypointObjects(num_keypoints=2).set_anchors(colours)
+
+
+def test_anchored_keypoints_start_on_their_colour():
+    """A fresh CNN with anchors started on the objects' colours: each keypoint's peak is on its colour's object."""
+    torch.manual_seed(0)
+    m = KeypointObjects(channels=(8, 8), strides=(2, 1), num_keypoints=2, anchors=40.0, position="local").eval()
+    image = torch.ones(1, 3, 24, 24)
+    image[0, :, 3:8, 14:19] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # red square centred at (16, 5)
+    image[0, :, 15:20, 4:9] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # blue square centred at (6, 17)
+    m.set_anchors(torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+    objs, _ = m(image)
+    xy = m.pixel_positions(objs, (24, 24))[0]
+    assert (xy[0] - torch.tensor([6.0, 17.0])).norm() < 2 and (xy[1] - torch.tensor([16.0, 5.0])).norm() < 2
+
+
+def test_colour_clusters_find_the_object_colours():
+    """k-means over the foreground pixels (the most frequent colour is the background) finds each object colour."""
+    palette = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.2, 0.2, 0.9]])
+    images = torch.ones(6, 3, 16, 16) * 0.9  # a light gray background
+    for n in range(6):
+        for k, colour in enumerate(palette):
+            r, c = (n + 4 * k) % 12, (3 * n + 5 * k) % 12
+            images[n, :, r:r + 3, c:c + 3] = colour[:, None, None]
+    found = colour_clusters(images, 3, seed=1)
+    assert found.shape == (3, 3)
+    order = torch.cdist(found, palette).argmin(1)
+    assert sorted(order.tolist()) == [0, 1, 2]
+    torch.testing.assert_close(found, palette[order], atol=0.02, rtol=0)
+    torch.testing.assert_close(colour_clusters(images, 3, seed=1), found)  # deterministic
+    with pytest.raises(ValueError, match="foreground"):
+        colour_clusters(torch.ones(1, 3, 4, 4), 2)
 
 
 def test_question_lstm_padding_is_ignored():

@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 
 from relnet.cli import main
 from relnet.errors import UserError
+from relnet.nn import colour_clusters
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import MODELS, PRESETS, build_model, count_parameters, objects_stage, preset
-from relnet.tasks.sort_of_clevr.task import Examples, cnn_objects, evaluate, metrics
+from relnet.tasks.sort_of_clevr.task import Examples, SortOfClevrTask, cnn_objects, evaluate, metrics
 
 TINY = ["--data.train_images=40", "--data.test_images=5", "--model.cnn_channels=8,8,8,8", "--model.g_dims=16,16",
         "--model.f_dims=16,16", "--train.steps=4", "--train.batch_size=8", "--train.eval_every=2",
@@ -39,6 +40,8 @@ def test_every_preset_builds_and_takes_a_step(name, kind, tiny_split):
         model = build_model(stage.model).train()
         ex = Examples(tiny_split, state=kind == "rn-state")
         x, q, y = ex.batch(torch.arange(2))
+        if getattr(getattr(model, "cnn", None), "anchored", None) is not None:  # colour anchors, as the task's prepare starts them
+            model.cnn.set_anchors(colour_clusters(ex.images(torch.arange(len(tiny_split["images"]))), 6))
         loss = F.cross_entropy(model(x, q), y)
         loss.backward()
         assert torch.isfinite(loss)
@@ -89,6 +92,28 @@ def test_keypoint_objects_build_and_take_a_step(kind, tiny_split):
     loss = F.cross_entropy(model(x, q), y)
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+
+
+def test_prepare_starts_colour_anchors_once(tmp_path):
+    """--model.keypoint_anchors: the task starts a fresh model's anchors at the colours of its training images (the
+    generator's palette, found by k-means) and leaves anchors that already started (a resumed run) as they are."""
+    cfg = preset("keypoints", "rn")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_images=30, test_images=0,
+                                                            root=str(tmp_path)),
+                              model=dataclasses.replace(cfg.model, keypoint_anchors=20.0, freeze_objects=False))
+    task = SortOfClevrTask(cfg)
+    model = build_model(cfg.model)
+    assert not bool(model.cnn.anchored)
+    task.prepare(model)
+    palette = torch.from_numpy(soc.COLORS).float() / 255
+    found = model.cnn.anchor_colours.detach()
+    torch.testing.assert_close(found.sort(0).values, palette.sort(0).values, atol=1e-3, rtol=0)
+    assert torch.cdist(found, palette).argmin(1).unique().numel() == 6  # one anchor per colour
+    with torch.no_grad():
+        model.cnn.anchor_colours.add_(0.1)  # as training moves them
+    moved = model.cnn.anchor_colours.detach().clone()
+    task.prepare(model)
+    torch.testing.assert_close(model.cnn.anchor_colours.detach(), moved)
 
 
 def test_object_encoder_keeps_positions_and_trains(tiny_split):

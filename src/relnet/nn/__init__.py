@@ -2,7 +2,8 @@
 
 from relnet.nn.baselines import ObjectMLP
 from relnet.nn.mlp import MLP
-from relnet.nn.objects import ConvObjects, KeypointObjects, SentenceObjects, StateObjects, grid_coordinates
+from relnet.nn.objects import (ConvObjects, KeypointObjects, SentenceObjects, StateObjects, colour_clusters,
+                               grid_coordinates)
 from relnet.nn.questions import QuestionLSTM
 from relnet.nn.relation import RelationNetwork
 

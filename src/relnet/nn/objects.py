@@ -165,6 +165,14 @@ class KeypointObjects(nn.Module):
             each position a softmax over the K keypoints and one learned background logit shares the position out,
             and each keypoint's attention is its share renormalised over the positions. A keypoint then loses the
             positions another one claims more strongly, so two keypoints do not settle on one object as easily.
+        anchors: ``w > 0`` gives each keypoint a colour anchor ``c_k``: its logits get ``- w ||m(p) - c_k||^2``, where
+            ``m(p)`` is the input's mean colour around the pixel under position ``p``; ``c_k`` and ``w`` are learned
+            (``w`` from this value). The anchors are off until ``set_anchors`` gives them their start, e.g. the
+            colours that ``colour_clusters`` finds in the training images (label-free, as YOLOv2 starts its anchor
+            boxes from a k-means of the training boxes). Then each keypoint starts on a different kind of object
+            instead of wherever its random filter looks: where colour tells objects apart (Sort-of-CLEVR), learned
+            keypoints otherwise often lock several onto one colour and none onto another
+            (reports/sort_of_clevr_diagnosis.md, sections 15-16).
 
     Shapes:
         image ``(B, in_channels, H, W)`` -> objects ``(B, K, object_dim)``, mask None: ``object_dim`` is
@@ -174,7 +182,8 @@ class KeypointObjects(nn.Module):
     def __init__(self, *, in_channels: int = 3, channels: Sequence[int] = (24, 24, 24),
                  strides: Sequence[int] = (2, 2, 1), num_keypoints: int = 8, sharpness: float = 1.0,
                  sharpen: float = 1.0, sharpen_between: tuple[int, int] = (0, 0), standardize: bool = False,
-                 position: str = "soft", local_features: bool = False, compete: bool = False) -> None:
+                 position: str = "soft", local_features: bool = False, compete: bool = False,
+                 anchors: float = 0.0) -> None:
         super().__init__()
         if len(channels) != len(strides) or not channels:
             raise ValueError(f"channels {tuple(channels)} and strides {tuple(strides)} must be non-empty and as long")
@@ -182,6 +191,8 @@ class KeypointObjects(nn.Module):
             raise ValueError(f"num_keypoints must be >= 1, got {num_keypoints}")
         if not sharpness > 0 or not sharpen > 0:
             raise ValueError(f"sharpness and sharpen must be > 0, got {sharpness} and {sharpen}")
+        if anchors < 0:
+            raise ValueError(f"anchors must be >= 0 (0: off), got {anchors}")
         if not 0 <= sharpen_between[0] <= sharpen_between[1]:
             raise ValueError(f"sharpen_between must be (a, b) with 0 <= a <= b, got {tuple(sharpen_between)}")
         layers: list[nn.Module] = []
@@ -206,6 +217,12 @@ class KeypointObjects(nn.Module):
         self.sharpen, self.sharpen_between = float(sharpen), (int(sharpen_between[0]), int(sharpen_between[1]))
         self.register_buffer("passes", torch.zeros((), dtype=torch.long))  # training forward passes so far
         self.num_keypoints = num_keypoints
+        if anchors > 0:  # learned colours and weight; "anchored" says whether set_anchors has given them their start
+            self.anchor_colours = nn.Parameter(torch.zeros(num_keypoints, in_channels))
+            self.log_anchor_weight = nn.Parameter(torch.tensor(float(anchors)).log())
+            self.register_buffer("anchored", torch.zeros((), dtype=torch.bool))
+        else:
+            self.anchor_colours = self.log_anchor_weight = self.anchored = None
         self.object_dim = prev * (2 if local_features else 1) + (4 if position == "both" else 2)
 
     def attention(self, image: Tensor) -> tuple[Tensor, Tensor]:
@@ -218,12 +235,32 @@ class KeypointObjects(nn.Module):
             mean, std = logits.mean(dim=(2, 3), keepdim=True), logits.std(dim=(2, 3), keepdim=True)
             logits = (logits - mean) / (std + 1e-5)
         logits = logits * (self.log_sharpness.exp() * self.scheduled_sharpening())
+        if self.anchored is not None and bool(self.anchored):
+            logits = logits - self.log_anchor_weight.exp() * self._anchor_distances(image, logits.shape[-2:])
         if self.training and torch.is_grad_enabled():
             self.passes += 1
         if self.background is not None:  # shares of each position, then each keypoint's share over positions
             share = torch.cat([logits, self.background(fmap)], dim=1).softmax(dim=1)[:, :-1]  # (B, K, h, w)
             return share / share.sum(dim=(2, 3), keepdim=True), fmap
         return logits.flatten(2).softmax(dim=-1).view_as(logits), fmap
+
+    @torch.no_grad()
+    def set_anchors(self, colours: Tensor) -> None:
+        """Start the colour anchors at ``colours`` ``(K, in_channels)`` (input units) and switch them on."""
+        if self.anchor_colours is None:
+            raise ValueError("this KeypointObjects has no anchors (anchors=0)")
+        if tuple(colours.shape) != tuple(self.anchor_colours.shape):
+            raise ValueError(f"colours must have shape {tuple(self.anchor_colours.shape)}, got {tuple(colours.shape)}")
+        self.anchor_colours.copy_(colours)
+        self.anchored.fill_(True)
+
+    def _anchor_distances(self, image: Tensor, size: tuple[int, int]) -> Tensor:
+        """``(B, K, h, w)`` squared distance of each anchor to the mean colour of the ``s+1`` x ``s+1`` pixels
+        centred on each map position's input pixel ``p * s`` (``s``: the total stride)."""
+        s = math.prod(self.strides)
+        mean = F.avg_pool2d(image, 2 * (s // 2) + 1, stride=s, padding=s // 2, count_include_pad=False)
+        mean = mean[..., :size[0], :size[1]]  # (B, C, h, w)
+        return (mean[:, None] - self.anchor_colours[None, :, :, None, None]).square().sum(2)
 
     def pixel_positions(self, objects: Tensor, image_size: tuple[int, int]) -> Tensor:
         """The keypoints' (x, y) of ``forward``'s objects in input pixels (column, row): ``(B, K, 2)``.
@@ -278,6 +315,43 @@ class KeypointObjects(nn.Module):
         index = (r.clamp(0, h - 1) * w + c.clamp(0, w - 1)).flatten(-2)  # (B, K, 9)
         weight = att.flatten(2).gather(-1, index) * inside  # (B, K, 9), outside the map: 0
         return weight / weight.sum(-1, keepdim=True), index
+
+
+@torch.no_grad()
+def colour_clusters(images: Tensor, k: int, *, iterations: int = 50, restarts: int = 4, seed: int = 0,
+                    max_pixels: int = 500_000) -> Tensor:
+    """``k`` colours of the images' foreground pixels by k-means (k-means++ starts, the best of ``restarts``).
+
+    ``images`` ``(N, C, H, W)`` float; at most ``max_pixels`` of their pixels, drawn at random, are read. The
+    background is their most frequent colour; pixels within 0.05 of it (Euclidean, in input units) are left out. Deterministic from ``seed``. Returns ``(k, C)``, most populous first.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, images.shape[1]).float()
+    if len(pixels) > max_pixels:
+        pixels = pixels[torch.randperm(len(pixels), generator=gen)[:max_pixels]]
+    values, counts = pixels.round(decimals=3).unique(dim=0, return_counts=True)
+    background = values[counts.argmax()]
+    fg = pixels[(pixels - background).norm(dim=1) > 0.05]
+    if len(fg) < k:
+        raise ValueError(f"colour_clusters: {len(fg)} foreground pixels for {k} clusters")
+    best, best_cost = None, float("inf")
+    for _ in range(restarts):
+        centres = fg[torch.randint(len(fg), (1,), generator=gen)]
+        while len(centres) < k:  # k-means++: the next start with probability ~ squared distance to the nearest
+            d2 = torch.cdist(fg, centres).min(1).values.square()
+            pick = torch.multinomial(d2 + 1e-12, 1, generator=gen) if d2.sum() > 0 else torch.zeros(1, dtype=torch.long)
+            centres = torch.cat([centres, fg[pick]])
+        for _ in range(iterations):
+            assign = torch.cdist(fg, centres).argmin(1)
+            sums = torch.zeros_like(centres).index_add_(0, assign, fg)
+            n = torch.bincount(assign, minlength=k).float()[:, None]
+            centres = torch.where(n > 0, sums / n.clamp(min=1), centres)  # an empty cluster keeps its centre
+        dist, assign = torch.cdist(fg, centres).min(1)
+        cost = float(dist.square().sum())
+        if cost < best_cost:
+            n = torch.bincount(assign, minlength=k)
+            best, best_cost = centres[n.argsort(descending=True, stable=True)], cost
+    return best
 
 
 class StateObjects(nn.Module):

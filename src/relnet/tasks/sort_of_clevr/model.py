@@ -81,6 +81,7 @@ class ModelConfig:
     keypoint_position: str = "soft"  # keypoints: or "local" (soft-argmax in the 3x3 window around the peak), "both"
     keypoint_local_features: bool = False  # keypoints: also the features pooled in the 3x3 window at the peak
     keypoint_compete: bool = False  # keypoints: they share each position out (softmax over keypoints + background)
+    keypoint_anchors: float = 0.0  # keypoints: > 0: colour anchors from a k-means of the training pixels, this weight
     object_encoder: tuple[int, ...] = ()  # rn: a per-object MLP on each object's features (its position passed on)
     freeze_objects: bool = False  # rn/mlp: the CNN is not trained (BatchNorm statistics frozen too): a head probe
     pair_distance: bool = False  # rn, rn-state: g also reads each pair's distance (relnet.RelationNetwork)
@@ -184,7 +185,8 @@ def keypoint_preset(kind: str) -> RunConfig:
                         keypoint_sharpness=3.0, keypoint_position="both", freeze_objects=True,
                         g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0), hidden_norm="batch")
     if kind == "rn":
-        model = dataclasses.replace(model, object_encoder=(64, 64), pair_distance=True, aggregate_norm="layer")
+        model = dataclasses.replace(model, object_encoder=(64, 64), pair_distance=True, aggregate_norm="layer",
+                                    keypoint_anchors=20.0)
     objects = TrainConfig(steps=8_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=500, min_lr=1e-5,
                           eval_every=1000, checkpoint_every=500, log_every=100)
     train = dataclasses.replace(objects, steps=24_000, warmup_steps=200, eval_every=2000, checkpoint_every=2000)
@@ -228,7 +230,7 @@ class PixelModel(nn.Module):
                                        sharpen_between=tuple(cfg.keypoint_sharpen_steps),
                                        standardize=cfg.keypoint_standardize, position=cfg.keypoint_position,
                                        local_features=cfg.keypoint_local_features,
-                                       compete=cfg.keypoint_compete)
+                                       compete=cfg.keypoint_compete, anchors=cfg.keypoint_anchors)
             num_objects = cfg.keypoints
         else:
             self.cnn = ConvObjects(channels=cfg.cnn_channels, order=cfg.cnn_order, downsample=cfg.cnn_downsample,

@@ -16,12 +16,14 @@ from torch import Tensor, nn
 
 from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
+from relnet.nn.objects import KeypointObjects, colour_clusters
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.model import ModelConfig, RunConfig, build_model
 from relnet.train.config import from_dict, to_dict
 from relnet.train.device import model_device
 
 TASK = "sort-of-clevr"
+ANCHOR_IMAGES = 500  # training images whose pixels colour_clusters reads for the keypoints' colour anchors
 
 
 class Examples:
@@ -142,7 +144,12 @@ class SortOfClevrTask:
     def prepare(self, model: nn.Module) -> None:
         """Frozen objects (``--model.freeze_objects``): the CNN's objects of every training image are computed here,
         once, and each step trains the rest of the model on them (the same numbers: the frozen CNN stays in eval
-        mode), so a step costs no CNN at all."""
+        mode), so a step costs no CNN at all. Colour anchors (``--model.keypoint_anchors``) not yet started (a fresh
+        model, not a resumed one) start at the colours of a k-means over the first 500 training images' pixels."""
+        cnn = getattr(model, "cnn", None)
+        if isinstance(cnn, KeypointObjects) and cnn.anchored is not None and not bool(cnn.anchored):
+            images = self.train_set.images(torch.arange(min(ANCHOR_IMAGES, len(self.train_set.inputs))))
+            cnn.set_anchors(colour_clusters(images, cnn.num_keypoints))
         self.cached_objects = None
         if getattr(model, "freeze_objects", False) and not model.mask_background and not model.aux_weights:
             self.cached_objects = cnn_objects(model, self.train_set)
