@@ -213,7 +213,7 @@ def test_keypoints_preset_trains_its_objects_first(tmp_path, capsys, monkeypatch
     assert result["train_seconds"] >= last[0]["elapsed"] + last[1]["elapsed"]
     report = (tmp_path / "reports" / "sort_of_clevr.md").read_text()
     assert "a first stage of 3 steps (`r/rn-keypoints/objects`) learned the objects" in report
-    assert "6 keypoints" in report and "frozen" in report
+    assert "6 keypoints" in report and "frozen" in report and "colour anchors from a k-means" in report
     # --resume takes the finished stages as they are: the same minutes, and the report says how it was made
     assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
                  "--preset", "keypoints", "--resume"]) == 0

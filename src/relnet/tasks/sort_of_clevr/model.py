@@ -12,10 +12,10 @@ fast       24, 24, 24, 24; each       3 x 128,    256, 256, BatchNorm     Adam 6
            max-pool                   in each     LayerNorm on the        batch 64, 12,000 steps; its g also
                                       layer       summed relation         reads each pair's distance)
 keypoints  24, 24, 24 stride 2, 2, 1  3 x 128 as   256, 256 as fast        two stages, Adam 1e-3, batch 64: 8,000
-           and 6 soft keypoints;      fast, pair                          steps learn the keypoints under a plain
-           then frozen, a per-object  distances                           RN head; 24,000 train the per-object MLP
-           MLP 2 x 64 (CNN+RN only)                                       and a fresh head on them (CNN+MLP: the
-                                                                          same stages with its own head); CNN+RN:
+           and 6 soft keypoints with  fast, pair                          steps learn the keypoints under a plain
+           colour anchors;            distances                           RN head; 24,000 train the per-object MLP
+           then frozen, a per-object                                      and a fresh head on them (CNN+MLP: the
+           MLP 2 x 64 (CNN+RN only)                                       same stages with its own head); CNN+RN:
                                                                           stage 1 restarts (next seed) if its
                                                                           training accuracy at step 3,000 < 0.80
 =========  =========================  ==========  ======================  =========================================
@@ -171,22 +171,26 @@ def keypoint_preset(kind: str) -> RunConfig:
        each object, so the shape that the CNN's channels hold non-linearly needs that MLP before g can gate it by a
        pair's distance (reports/sort_of_clevr_diagnosis.md, section 13).
 
-    Stage 1 forms all its keypoints from 3 of 11 seeds measured; the others stay on a plateau or form only some,
-    visible by step 3,000 (training accuracy 0.64-0.78 against 0.83-0.87). So the CNN+RN's stage 1 starts over from
-    the next seed when its training accuracy at step 3,000 is below 0.80, up to 8 tries (``objects_restart``;
-    sections 14-15).
+    Without help, stage 1 formed all its keypoints from 3 of 11 seeds measured; the others stayed on a plateau or
+    formed only some, visible by step 3,000 (training accuracy 0.64-0.78 against 0.83-0.87), and which seeds formed
+    them differed between two CPUs (sections 14-15). So the keypoints have colour anchors (``keypoint_anchors``
+    20: each keypoint starts on one of the colours that a k-means of the training pixels finds, label-free; section
+    16): every seed measured then forms all six (0.88-0.89 at step 3,000). The restart rule stays as a guard: stage 1
+    starts over from the next seed when its training accuracy at step 3,000 is below 0.80, up to 8 tries
+    (``objects_restart``).
 
-    The CNN+MLP baseline gets the same two stages with its own head in both (its keypoints are learned under the MLP
-    in stage 1) and no per-object MLP (its first layer sees every object's features anyway).
+    The CNN+MLP baseline gets the same two stages and anchored keypoints with its own head in both (its keypoints are
+    learned under the MLP in stage 1), no per-object MLP (its first layer sees every object's features anyway) and
+    no restart rule.
     """
     if kind not in ("rn", "mlp"):
         raise UserError(f"--preset keypoints is for --model rn or mlp, not {kind}")
     model = ModelConfig(kind=kind, cnn_objects="keypoints", cnn_channels=(24, 24, 24), keypoints=6,
-                        keypoint_sharpness=3.0, keypoint_position="both", freeze_objects=True,
-                        g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0), hidden_norm="batch")
+                        keypoint_sharpness=3.0, keypoint_position="both", keypoint_anchors=20.0,
+                        freeze_objects=True, g_dims=(128, 128, 128), f_dims=(256, 256), f_dropout=(0.0, 0.0),
+                        hidden_norm="batch")
     if kind == "rn":
-        model = dataclasses.replace(model, object_encoder=(64, 64), pair_distance=True, aggregate_norm="layer",
-                                    keypoint_anchors=20.0)
+        model = dataclasses.replace(model, object_encoder=(64, 64), pair_distance=True, aggregate_norm="layer")
     objects = TrainConfig(steps=8_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=500, min_lr=1e-5,
                           eval_every=1000, checkpoint_every=500, log_every=100)
     train = dataclasses.replace(objects, steps=24_000, warmup_steps=200, eval_every=2000, checkpoint_every=2000)

@@ -149,7 +149,9 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str) -> s
         m = c.model
         restarts = r["restarts"]
         cnn = (f"CNN {list(m.cnn_channels)} (strides {list(m.cnn_strides)}) with {m.keypoints} keypoints "
-               f"(positions: {m.keypoint_position})" if m.cnn_objects == "keypoints" else
+               f"(positions: {m.keypoint_position}"
+               + (f"; colour anchors from a k-means of the training pixels, weight {m.keypoint_anchors:g}"
+                  if m.keypoint_anchors else "") + ")" if m.cnn_objects == "keypoints" else
                f"CNN {list(m.cnn_channels)} ({m.cnn_downsample})")
         cnn += (", frozen" if m.freeze_objects else "") + (f", a per-object MLP {list(m.object_encoder)}"
                                                           if m.object_encoder else "")
