@@ -17,9 +17,9 @@ install: $(STAMP)
 
 # The demo: the shipped CNN+RN and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the pixel
 # CNN+RN trained from scratch with the `keypoints` preset (two stages) and the state-description RN, each evaluated
-# on fresh images and reported in runs/demo/. Measured from a fresh clone on 2 cores (AMD EPYC, session 16): 13.2 min
-# in all, install included; the CNN+RN 98.1% relational / 99.5% non-relational after 10.4 min of training (its stage 1
-# passes the restart check), the state RN 99.1% / 100% after 1.9 min (the shipped models' figures, reproduced).
+# on fresh images and reported in runs/demo/. Measured from a fresh clone on 2 cores (Intel Xeon, session 19): 17.1 min
+# in all, install included; the CNN+RN 98.2% relational / 99.9% non-relational after 13.5 min of training (>= 94%
+# relational at 9.2 min; the shipped weights, bit for bit), the state RN 98.6% / 100% after 2.2 min.
 demo: install
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/rn
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/mlp
@@ -27,7 +27,8 @@ demo: install
 	$(BIN)/relnet reproduce sort-of-clevr --models rn-state --runs runs/demo --report runs/demo/sort_of_clevr_state.md
 
 # The Sort-of-CLEVR reproduction behind reports/sort_of_clevr_keypoints.md: the keypoint CNN+RN and CNN+MLP trained
-# from scratch and evaluated on 1,000 fresh images (~20 min on 2 cores, session 16: 11.5 + 7.4 min of training).
+# from scratch and evaluated on 1,000 fresh images (~25 min on 2 cores, Intel Xeon, session 19: 12.0 + 9.6 min of
+# training).
 # The grid models of reports/sort_of_clevr.md: `relnet reproduce sort-of-clevr` (hours).
 reproduce: install
 	$(BIN)/relnet reproduce sort-of-clevr --preset keypoints --models rn,mlp --report reports/sort_of_clevr_keypoints.md --train.threads=2
