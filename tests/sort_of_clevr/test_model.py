@@ -224,6 +224,7 @@ def test_keypoints_preset_trains_its_objects_first(tmp_path, capsys, monkeypatch
 
 @pytest.mark.parametrize("overrides,match", [({"cnn_objects": "slots"}, "cnn_objects"),
                                              ({"cnn_strides": (2,)}, "cnn_strides"), ({"keypoints": 0}, "keypoints"),
+                                             ({"keypoint_anchors": -1.0}, "keypoint_anchors"),
                                              ({"mask_background": True}, "grid cells")])
 def test_keypoint_options_are_checked(overrides, match):
     cfg = dataclasses.replace(preset("fast", "rn").model, **{"cnn_objects": "keypoints", "cnn_channels": (8, 8, 8),

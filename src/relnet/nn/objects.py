@@ -323,7 +323,8 @@ def colour_clusters(images: Tensor, k: int, *, iterations: int = 50, restarts: i
     """``k`` colours of the images' foreground pixels by k-means (k-means++ starts, the best of ``restarts``).
 
     ``images`` ``(N, C, H, W)`` float; at most ``max_pixels`` of their pixels, drawn at random, are read. The
-    background is their most frequent colour; pixels within 0.05 of it (Euclidean, in input units) are left out. Deterministic from ``seed``. Returns ``(k, C)``, most populous first.
+    background is their most frequent colour; pixels within 0.05 of it (Euclidean, in input units) are left out.
+    Deterministic from ``seed``. Returns ``(k, C)``, most populous first.
     """
     gen = torch.Generator().manual_seed(seed)
     pixels = images.permute(0, 2, 3, 1).reshape(-1, images.shape[1]).float()
@@ -338,9 +339,8 @@ def colour_clusters(images: Tensor, k: int, *, iterations: int = 50, restarts: i
     for _ in range(restarts):
         centres = fg[torch.randint(len(fg), (1,), generator=gen)]
         while len(centres) < k:  # k-means++: the next start with probability ~ squared distance to the nearest
-            d2 = torch.cdist(fg, centres).min(1).values.square()
-            pick = torch.multinomial(d2 + 1e-12, 1, generator=gen) if d2.sum() > 0 else torch.zeros(1, dtype=torch.long)
-            centres = torch.cat([centres, fg[pick]])
+            d2 = torch.cdist(fg, centres).min(1).values.square() + 1e-12  # all 0 (fewer colours than k): uniform
+            centres = torch.cat([centres, fg[torch.multinomial(d2, 1, generator=gen)]])
         for _ in range(iterations):
             assign = torch.cdist(fg, centres).argmin(1)
             sums = torch.zeros_like(centres).index_add_(0, assign, fg)

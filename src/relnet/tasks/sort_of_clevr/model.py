@@ -392,6 +392,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
                             f"of --model.cnn_channels {cfg.cnn_channels}")
         if cfg.keypoints < 1:
             raise UserError(f"--model.keypoints {cfg.keypoints}: must be >= 1")
+        if cfg.keypoint_anchors < 0:
+            raise UserError(f"--model.keypoint_anchors {cfg.keypoint_anchors}: must be >= 0 (0: no colour anchors)")
         if cfg.keypoint_position not in ("soft", "local", "both"):
             raise UserError(f"--model.keypoint_position {cfg.keypoint_position!r}: expected soft, local or both")
         a_b = tuple(cfg.keypoint_sharpen_steps)
