@@ -2,6 +2,7 @@
 pairwise join's? Diagnosis, not a result.
 
     python scripts/babi16_symbolic_probe.py [--model pair|triple] [--rename] [--seconds 600] [--seed 0]
+    python scripts/babi16_symbolic_probe.py --rule   # what the join written as a rule answers (no training)
 
 Each statement of a task-16 story ("lily is a frog", "lily is green") becomes an exact symbolic object instead of an
 LSTM state: one-hot name (5), kind (species or colour), value (4 species + 4 colours) and a one-hot position among
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -78,6 +80,34 @@ class TripleRN(nn.Module):
         return self.f(torch.relu(self.g(torch.cat(parts, -1))).sum((1, 2, 3)))
 
 
+def rule_check(examples) -> dict[str, float]:
+    """The join written as a rule: the colours of the other animals of the asked animal's species, in story order.
+    Counts the questions where that colour is unique and right, and where several differ (the most recent right or
+    not): how far a model that learns the join can get. And what needs no join: the expected accuracy of answering
+    one of the story's most frequent colours at random (``majority_colour``, a share of the questions)."""
+    counts = {"unique_right": 0, "unique_wrong": 0, "ambiguous_last_right": 0, "ambiguous_last_wrong": 0, "none": 0}
+    majority = 0.0
+    for ex in examples:
+        species, colours = {}, []
+        for words in ex.story[-S:]:
+            if words[2] == "a":
+                species[words[0]] = words[3]
+            else:
+                colours.append((words[0], words[2]))
+        story_colours = Counter(c for _, c in colours)
+        top = [c for c, n in story_colours.items() if n == max(story_colours.values())]
+        majority += (ex.answer in top) / len(top)
+        asked = ex.question[3]
+        found = [c for name, c in colours if name != asked and species.get(name) == species.get(asked)]
+        if not found:
+            counts["none"] += 1
+        elif len(set(found)) == 1:
+            counts["unique_right" if found[0] == ex.answer else "unique_wrong"] += 1
+        else:
+            counts["ambiguous_last_right" if found[-1] == ex.answer else "ambiguous_last_wrong"] += 1
+    return {**counts, "majority_colour": round(majority / len(examples), 4)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=("pair", "triple"), default="pair")
@@ -85,7 +115,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rule", action="store_true", help="only count what the join written as a rule answers")
     args = p.parse_args()
+    if args.rule:
+        print(json.dumps(rule_check(parse_files([FILE], task=16))))
+        return
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
