@@ -89,15 +89,13 @@ class GatedRN(nn.Module):
 
     def __init__(self, width: int = 256) -> None:
         super().__init__()
-        self.g = MLP(2 * D + len(NAMES), [256, 256, 256, 2 * width])
+        self.g = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(256, 256, 256, 2 * width), f_dims=(),
+                                 out_dim=0)  # g only: its aggregate is the sum over pairs
         self.norm_a, self.norm_b = nn.LayerNorm(width), nn.LayerNorm(width)
         self.f = MLP(3 * width, [256, 512], len(COLOURS))
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        B = x.shape[0]
-        pairs = torch.cat([x[:, :, None].expand(B, S, S, D), x[:, None].expand(B, S, S, D),
-                           q[:, None, None].expand(B, S, S, len(NAMES))], -1)
-        a, b = self.g(pairs).sum((1, 2)).chunk(2, dim=-1)
+        a, b = self.g.aggregate(x, q).chunk(2, dim=-1)
         a, b = self.norm_a(a), self.norm_b(b)
         return self.f(torch.cat([a, b, a * b], -1))
 

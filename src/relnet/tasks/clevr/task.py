@@ -214,4 +214,5 @@ def evaluate_checkpoint(path: str | Path, data: str | Path, *, split: str = "val
     return {"task": TASK, "input": trained_input, "model": config["model"]["kind"], "split": split, **result}
 
 
-__all__ = ["ClevrTask", "Examples", "evaluate", "answered_correctly", "metrics", "load_model", "evaluate_checkpoint", "resolve_epochs"]
+__all__ = ["ClevrTask", "Examples", "evaluate", "answered_correctly", "metrics", "load_model", "evaluate_checkpoint",
+           "resolve_epochs"]
