@@ -7,6 +7,8 @@ object, the share of attention mass on object cells, and each keypoint's most fr
 (reports/sort_of_clevr_diagnosis.md, section 15).
 
     python scripts/soc_init_coverage.py 0 1 3 2 4 5
+    python scripts/soc_init_coverage.py 0 --anchored --model.keypoint_anchors=20   # colour anchors started as
+                                                                                   # training starts them (section 16)
 """
 
 from __future__ import annotations
@@ -15,23 +17,32 @@ import sys
 
 import torch
 
+from relnet.nn import colour_clusters
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.cli import resolve_config
 from relnet.tasks.sort_of_clevr.model import build_model, objects_stage
+from relnet.tasks.sort_of_clevr.task import ANCHOR_IMAGES
 
 NEAR = 6.0  # px: a keypoint within this of an object's centre is on it (objects are 10 px wide)
 
 
 def main() -> None:
     torch.set_num_threads(1)
-    cfg = objects_stage(resolve_config("rn", "keypoints", []))
+    args = sys.argv[1:]
+    cfg = objects_stage(resolve_config("rn", "keypoints", [a for a in args if a.startswith("--model.")]))
     train = soc.load_or_generate(soc.SortOfClevrParams(), progress=False)["train"]
+    anchors = None
+    if "--anchored" in args:  # the colours the task's prepare starts the anchors at
+        first = torch.from_numpy(train["images"][:ANCHOR_IMAGES]).permute(0, 3, 1, 2).float() / 255
+        anchors = colour_clusters(first, cfg.model.keypoints)
     n = 200
     images = torch.from_numpy(train["images"][:n]).permute(0, 3, 1, 2).float() / 255
     centres = torch.from_numpy(train["centres"][:n]).float()  # (n, 6, 2) (column, row)
-    for seed in (int(s) for s in sys.argv[1:]):
+    for seed in (int(a) for a in args if not a.startswith("--")):
         torch.manual_seed(seed)
         keypoints = build_model(cfg.model).cnn.train()  # as the loop builds it; train mode, as its first step sees it
+        if anchors is not None:
+            keypoints.set_anchors(anchors)
         with torch.no_grad():
             att, _ = keypoints.attention(images)  # (n, K, h, w)
             objects, _ = keypoints(images)
