@@ -176,6 +176,23 @@ def test_tiny_overfit_on_fixture_files(tmp_path):
     assert scores["by_task"] == {"1": 1.0, "8": 1.0} and scores["passed"] == 2
 
 
+def test_balance_repeats_each_task_to_the_largest_count(tmp_path):
+    qa1 = "qa1_single-supporting-fact_train.txt"
+    (tmp_path / qa1).write_text((FIX / "en-10k" / qa1).read_text())
+    qa8 = (FIX / "en-10k/qa8_lists-sets_train.txt").read_text().splitlines(keepends=True)
+    (tmp_path / "qa8_lists-sets_train.txt").write_text("".join(qa8[:3]))  # one question: repeated 4 times
+    cfg = tiny_run(tmp_path)
+    plain = BabiTask(cfg).train_set
+    cfg.data.balance = True
+    task = BabiTask(cfg)
+    assert torch.bincount(plain.task).tolist()[1::7] == [4, 1]
+    assert task.train_size() == 8 and torch.bincount(task.train_set.task).tolist()[1::7] == [4, 4]
+    rows = [tuple(t.flatten().tolist() for t in task.train_set.batch(torch.tensor([i]))) for i in range(8)]
+    originals = [tuple(t.flatten().tolist() for t in plain.batch(torch.tensor([i]))) for i in range(5)]
+    # batch() trims to the longest row of the batch, so compare each row against its original one by one
+    assert sorted(rows) == sorted(originals[:4] + [originals[4]] * 4)
+
+
 # ------------------------------------------------------------------------------------- metrics, checkpoints
 
 

@@ -89,6 +89,7 @@ class DataConfig:
     valid_fraction: float = 0.1  # last 10% of each task's stories are the validation split
     tasks: tuple[int, ...] = ()  # train on these tasks only; () = every task found
     augment: tuple[int, ...] = ()  # rename words in these tasks' training questions (relnet.tasks.babi.augment)
+    balance: bool = False  # repeat a task's training questions round(largest task's count / its count) times
 
 
 @dataclass

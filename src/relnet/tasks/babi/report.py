@@ -179,6 +179,8 @@ def render_report(results: dict, info: dict, cfg, curve_name: str) -> str:
         + (f", initialised from `{cfg.train.init_from}`" if cfg.train.init_from else "")
         + (f"; words renamed in the training questions of tasks {', '.join(map(str, cfg.data.augment))} "
            "(`--data.augment`)" if cfg.data.augment else "")
+        + ("; each task's training questions repeated to about the largest task's count (`--data.balance`)"
+           if cfg.data.balance else "")
         + f"; run in `{info['run_dir']}`.",
         "- Masked (empty) sentence slots are not computed: only the pairs of real sentences go through g.",
     ]
