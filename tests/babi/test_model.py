@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from relnet.errors import UserError
 from relnet.nn import SentenceObjects
 from relnet.nn.relation import naive_relation_network
 from relnet.tasks.babi.data import UNK, Vocab, encode, parse_file
-from relnet.tasks.babi.model import BabiRN, ModelConfig, RunConfig, preset, unique_rows
+from relnet.tasks.babi.model import BabiRN, ModelConfig, RunConfig, preset, unique_rows, with_context_round
 from relnet.tasks.babi.task import BabiTask, Examples, evaluate, evaluate_checkpoint, load_model, metrics
 from relnet.train.config import TrainConfig
 from relnet.train.loop import train
@@ -52,6 +53,24 @@ def test_shapes_and_shared_embedding(share, pairs):
     assert len(embeddings) == (1 if share else 2)
     objects, mask = model.objects(*random_batch()[:2])
     assert objects.shape == (5, 6, 8 + 6) and mask.shape == (5, 6)
+
+
+@pytest.mark.parametrize("hidden_norm", ["", "batch"])
+def test_grown_second_round_computes_the_same_and_then_learns(hidden_norm):
+    model = tiny_model(dataclasses.replace(TINY, hidden_norm=hidden_norm))
+    grown = with_context_round(model).eval()
+    assert grown.cfg.rounds == 2 and model.cfg.rounds == 1
+    batch = random_batch(B=8, min_len=1)
+    assert torch.allclose(grown(*batch), model(*batch), atol=1e-6)
+    # the new columns start at zero, so at first only they (not the new g) get gradient; one step moves them
+    grown.train()
+    grown(*batch).logsumexp(-1).sum().backward()
+    D = model.rn.object_dim
+    G = TINY.g_dims[-1]
+    assert grown.rn.g_in.weight.grad[:, D : D + G].abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in grown.context.parameters())
+    with pytest.raises(UserError):
+        with_context_round(grown)
 
 
 def test_paper_preset_sizes():

@@ -49,6 +49,7 @@ differs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -250,6 +251,32 @@ class BabiRN(nn.Module):
             context = self.context_norm(self.context.per_object(objects, q, mask))  # (B, S, G)
             objects = torch.cat([objects, context], dim=-1)  # (B, S, D + G)
         return self.rn(objects, q, mask)  # (B, C)
+
+
+def with_context_round(model: BabiRN, *, seed: int = 0) -> BabiRN:
+    """A trained one-round model -> the same function with a second round (``rounds=2``; a grown model).
+
+    The second round appends each sentence's context (its LayerNorm'd mean relation to the others under a new g) to
+    its object. The grown model's RN reads those columns through first-layer weights that start at 0, and everything
+    else is ``model``'s, so it computes exactly what ``model`` does; the new g starts from its seeded initialisation
+    and gets gradient once training has moved those weights (``scripts/babi_add_round.py`` writes the checkpoint for
+    ``--train.init_from``).
+    """
+    cfg = model.cfg
+    if cfg.rounds != 1:
+        raise UserError(f"with_context_round: expected a one-round model, got rounds={cfg.rounds}")
+    torch.manual_seed(seed)
+    new = BabiRN(dataclasses.replace(cfg, rounds=2), vocab_size=model.vocab_size, num_answers=model.num_answers)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for k, v in new.state_dict().items():
+        if k.startswith("context"):
+            state[k] = v
+    D, G = model.rn.object_dim, cfg.g_dims[-1]
+    w = state["rn.g_in.weight"]  # (H, 2D + Q): [o_i | o_j | q] -> [o_i | c_i | o_j | c_j | q]
+    zeros = w.new_zeros(w.shape[0], G)
+    state["rn.g_in.weight"] = torch.cat([w[:, :D], zeros, w[:, D:2 * D], zeros, w[:, 2 * D:]], dim=1)
+    new.load_state_dict(state, strict=True)
+    return new.train(model.training)
 
 
 def build_model(cfg: ModelConfig, vocab: Vocab) -> BabiRN:
