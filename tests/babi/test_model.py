@@ -13,7 +13,7 @@ from relnet.errors import UserError
 from relnet.nn import SentenceObjects
 from relnet.nn.relation import naive_relation_network
 from relnet.tasks.babi.data import UNK, Vocab, encode, parse_file
-from relnet.tasks.babi.model import BabiRN, ModelConfig, RunConfig, preset, unique_rows, with_context_round
+from relnet.tasks.babi.model import BabiRN, ModelConfig, RunConfig, preset, unique_rows, grown
 from relnet.tasks.babi.task import BabiTask, Examples, evaluate, evaluate_checkpoint, load_model, metrics
 from relnet.train.config import TrainConfig
 from relnet.train.loop import train
@@ -58,19 +58,35 @@ def test_shapes_and_shared_embedding(share, pairs):
 @pytest.mark.parametrize("hidden_norm", ["", "batch"])
 def test_grown_second_round_computes_the_same_and_then_learns(hidden_norm):
     model = tiny_model(dataclasses.replace(TINY, hidden_norm=hidden_norm))
-    grown = with_context_round(model).eval()
-    assert grown.cfg.rounds == 2 and model.cfg.rounds == 1
+    big = grown(model, rounds=2).eval()
+    assert big.cfg.rounds == 2 and model.cfg.rounds == 1
     batch = random_batch(B=8, min_len=1)
-    assert torch.allclose(grown(*batch), model(*batch), atol=1e-6)
+    assert torch.allclose(big(*batch), model(*batch), atol=1e-6)
     # the new columns start at zero, so at first only they (not the new g) get gradient; one step moves them
-    grown.train()
-    grown(*batch).logsumexp(-1).sum().backward()
-    D = model.rn.object_dim
-    G = TINY.g_dims[-1]
-    assert grown.rn.g_in.weight.grad[:, D : D + G].abs().sum() > 0
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in grown.context.parameters())
+    big.train()
+    big(*batch).logsumexp(-1).sum().backward()
+    D, G = model.rn.object_dim, TINY.g_dims[-1]
+    assert big.rn.g_in.weight.grad[:, D : D + G].abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in big.context.parameters())
     with pytest.raises(UserError):
-        with_context_round(grown)
+        grown(big, rounds=2)
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_grown_window_answers_short_stories_as_before(rounds):
+    model = grown(tiny_model(), rounds=2) if rounds == 2 else tiny_model()
+    big = grown(model, max_sentences=9).eval()  # 6 -> 9 slots, the old ones right-aligned
+    assert big.cfg.max_sentences == 9 and big.cfg.rounds == rounds
+    story, story_len, question, question_len = random_batch(B=8, min_len=1)
+    pad = lambda x: torch.cat([x.new_zeros(x.shape[0], 3, *x.shape[2:]), x], dim=1)  # three empty, older slots
+    assert torch.allclose(big(pad(story), pad(story_len), question, question_len),
+                          model(story, story_len, question, question_len), atol=1e-6)
+    longer, longer_len = pad(story), pad(story_len)
+    longer[:, 0, :2], longer_len[:, 0] = 5, 2  # a statement 9 back now counts, read with the oldest old slot's tags
+    assert not torch.allclose(big(longer, longer_len, question, question_len),
+                              model(story, story_len, question, question_len), atol=1e-6)
+    with pytest.raises(UserError):
+        grown(big, max_sentences=6)
 
 
 def test_paper_preset_sizes():

@@ -253,28 +253,50 @@ class BabiRN(nn.Module):
         return self.rn(objects, q, mask)  # (B, C)
 
 
-def with_context_round(model: BabiRN, *, seed: int = 0) -> BabiRN:
-    """A trained one-round model -> the same function with a second round (``rounds=2``; a grown model).
+def grown(model: BabiRN, *, rounds: int | None = None, max_sentences: int | None = None, seed: int = 0) -> BabiRN:
+    """A trained model -> a larger one that starts from it (a grown model, for ``--train.init_from``).
 
-    The second round appends each sentence's context (its LayerNorm'd mean relation to the others under a new g) to
-    its object. The grown model's RN reads those columns through first-layer weights that start at 0, and everything
-    else is ``model``'s, so it computes exactly what ``model`` does; the new g starts from its seeded initialisation
-    and gets gradient once training has moved those weights (``scripts/babi_add_round.py`` writes the checkpoint for
-    ``--train.init_from``).
+    ``rounds=2`` (from 1): the second round appends each sentence's context (its LayerNorm'd mean relation to the
+    others under a new g) to its object. The RN reads those columns through first-layer weights that start at 0, so
+    the grown model computes exactly what ``model`` does; the new g starts from its seeded initialisation and gets
+    gradient once training has moved those weights.
+
+    ``max_sentences=S2`` (from a smaller S): the window keeps the last S2 statements. Slots are right-aligned, so old
+    slot k is new slot k + S2 - S and keeps its tag weights; the S2 - S new, older slots start with the weights of the
+    oldest old slot. Questions whose story fits the old window get exactly the old answers; longer stories now
+    contribute their older sentences, which training must learn to use. ``scripts/babi_grow.py`` writes the grown
+    checkpoint and checks the first property.
     """
     cfg = model.cfg
-    if cfg.rounds != 1:
-        raise UserError(f"with_context_round: expected a one-round model, got rounds={cfg.rounds}")
+    rounds = cfg.rounds if rounds is None else rounds
+    S, S2 = cfg.max_sentences, cfg.max_sentences if max_sentences is None else max_sentences
+    if (rounds, S2) == (cfg.rounds, S) or rounds not in (cfg.rounds, 2) or S2 < S:
+        raise UserError(f"grown: from rounds={cfg.rounds}, max_sentences={S} a model can grow to rounds=2 and/or a "
+                        f"longer window, not to rounds={rounds}, max_sentences={S2}")
     torch.manual_seed(seed)
-    new = BabiRN(dataclasses.replace(cfg, rounds=2), vocab_size=model.vocab_size, num_answers=model.num_answers)
+    new = BabiRN(dataclasses.replace(cfg, rounds=rounds, max_sentences=S2), vocab_size=model.vocab_size,
+                 num_answers=model.num_answers)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for k, v in new.state_dict().items():
-        if k.startswith("context"):
+        if k not in state:  # the new round's g and norm
             state[k] = v
-    D, G = model.rn.object_dim, cfg.g_dims[-1]
-    w = state["rn.g_in.weight"]  # (H, 2D + Q): [o_i | o_j | q] -> [o_i | c_i | o_j | c_j | q]
-    zeros = w.new_zeros(w.shape[0], G)
-    state["rn.g_in.weight"] = torch.cat([w[:, :D], zeros, w[:, D:2 * D], zeros, w[:, 2 * D:]], dim=1)
+    H, G = cfg.sentence_dim, cfg.g_dims[-1]
+    tags = [0] * (S2 - S) + list(range(S))  # new tag column -> old one (slots right-aligned: newest last)
+
+    def block(w: torch.Tensor, context: bool) -> torch.Tensor:
+        """One object's columns of a first layer: [state | tags (| context)] -> the grown layout."""
+        parts = [w[:, :H], w[:, H:H + S][:, tags]]
+        if context:
+            parts.append(w[:, H + S:] if cfg.rounds == 2 else w.new_zeros(w.shape[0], G))
+        return torch.cat(parts, dim=1)
+
+    for name, context in (("rn", rounds == 2), ("context", False)):
+        key = f"{name}.g_in.weight"
+        if key not in model.state_dict():
+            continue  # a new round's g keeps its initialisation
+        w = state[key]  # (H', 2D + Q): [o_i | o_j | q]
+        D = (w.shape[1] - cfg.question_dim) // 2
+        state[key] = torch.cat([block(w[:, :D], context), block(w[:, D:2 * D], context), w[:, 2 * D:]], dim=1)
     new.load_state_dict(state, strict=True)
     return new.train(model.training)
 
