@@ -27,10 +27,15 @@ fast     as paper, one shared embedding table           as paper on the pairs i 
 =======  =============================================  =================================  ================================
 
 ``rounds=2`` (**a deviation**, off in both presets): a first g, with the same sizes, gives each sentence the mean of
-g over the pairs it is in (either slot, its self-pair included) given the question, ``c_i``, and the RN runs over ``[o_i; LayerNorm(c_i)]``. Meant for
-tasks whose answer needs three facts (3, 16). First probe, task 16 alone (9,000 training questions, 20 epochs,
-`--data.tasks=16 --train.steps=2800`): validation 47.1% with one round at step 2,800 and 48.3% with two at step
-1,400, where it was stopped, both at the "guess the common colour" plateau; not yet tried in joint training.
+g over the pairs it is in (either slot, its self-pair included) given the question, ``c_i``, and the RN runs over
+``[o_i; LayerNorm(c_i)]``. Meant for tasks whose answer needs three facts (3, 16); it doubles the cost of g. Task 16
+alone: 47-50%, the "guess the common colour" plateau, as with one round. Jointly (GPU, from scratch, stopped at step
+7,000 of 14,000: `reports/babi_gpu_variants.md`) task 3 78.9%, against 69.5% with one round at step 9,000.
+``grown`` turns a trained one-round model into a two-round one that starts from the same function.
+
+``max_sentences`` (paper: 20): task 3 has 11 of its 190 validation questions with a supporting fact more than 20
+statements back, none more than 40 (``scripts/babi_window.py``), so with 20 a pass (> 95%) is out of reach there.
+``grown(model, max_sentences=40)`` keeps a trained model's slot tags for the newest 20 slots.
 
 ``hidden_norm="batch"`` (**a deviation**, on in ``fast``, off in ``paper``; moon1ite's 17/20 reproduction has it): a
 BatchNorm between every hidden Linear of g and f and its ReLU, its statistics over the batch's real sentence pairs
