@@ -6,8 +6,8 @@ For every task of the training files under DIR (split into relnet's training and
 each task's stories): the number of questions whose earliest supporting fact lies more than W statements before
 the question, for each window W. The paper keeps the last 20 statements; a question whose supporting fact lies
 beyond the window cannot be answered from the objects the RN sees, except by a guess. With ``--checkpoint``, the
-validation accuracy of each task with such questions, split into those whose facts fit the checkpoint's window and
-those that do not.
+validation accuracy of each task with such questions, split into those whose facts fit the checkpoint's window (or
+lie at most ``--split-at`` statements back) and the others.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--windows", default="20,30,40")
     p.add_argument("--checkpoint")
+    p.add_argument("--split-at", type=int, help="split the checkpoint's questions at this reach (default: its window)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
@@ -49,6 +50,7 @@ def main() -> None:
         torch.set_num_threads(1)
         model, config, vocab = load_model(args.checkpoint)
         S = model.cfg.max_sentences
+        split_at = args.split_at or S
         fraction = float(config.get("data", {}).get("valid_fraction", 0.1))
         _, valid = babi.split_train_valid(examples, fraction)
         encoded = Examples(babi.encode(valid, vocab, max_sentences=S))
@@ -56,10 +58,10 @@ def main() -> None:
         groups: dict = defaultdict(lambda: [0, 0, 0, 0])  # task -> right inside, n inside, right beyond, n beyond
         for e, ok in zip(valid, right.tolist()):
             g = groups[e.task]
-            k = 0 if reach(e) <= S else 2
+            k = 0 if reach(e) <= split_at else 2
             g[k] += ok
             g[k + 1] += 1
-        out["checkpoint"] = {"path": args.checkpoint, "window": S, "by_task": {
+        out["checkpoint"] = {"path": args.checkpoint, "window": S, "split_at": split_at, "by_task": {
             str(t): {"inside": f"{g[0]}/{g[1]}", "beyond": f"{g[2]}/{g[3]}"} for t, g in sorted(groups.items())
             if g[3]}}
     if args.json:
@@ -72,7 +74,7 @@ def main() -> None:
             print(f"  task {task} ({row['train']['n']} / {row['valid']['n']} questions): {cells}")
     if args.checkpoint:
         c = out["checkpoint"]
-        print(f"{c['path']} (window {c['window']}), validation right, facts inside / beyond the window:")
+        print(f"{c['path']} (window {c['window']}), validation right, facts at most / more than {c['split_at']} back:")
         for task, g in c["by_task"].items():
             print(f"  task {task}: {g['inside']} / {g['beyond']}")
 
