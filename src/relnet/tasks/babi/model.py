@@ -278,9 +278,10 @@ def grown(model: BabiRN, *, rounds: int | None = None, max_sentences: int | None
     if (rounds, S2) == (cfg.rounds, S) or rounds not in (cfg.rounds, 2) or S2 < S:
         raise UserError(f"grown: from rounds={cfg.rounds}, max_sentences={S} a model can grow to rounds=2 and/or a "
                         f"longer window, not to rounds={rounds}, max_sentences={S2}")
-    torch.manual_seed(seed)
-    new = BabiRN(dataclasses.replace(cfg, rounds=rounds, max_sentences=S2), vocab_size=model.vocab_size,
-                 num_answers=model.num_answers)
+    with torch.random.fork_rng():  # seed the new tensors without touching the caller's random state
+        torch.manual_seed(seed)
+        new = BabiRN(dataclasses.replace(cfg, rounds=rounds, max_sentences=S2), vocab_size=model.vocab_size,
+                     num_answers=model.num_answers)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for k, v in new.state_dict().items():
         if k not in state:  # the new round's g and norm

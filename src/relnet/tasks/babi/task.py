@@ -7,6 +7,7 @@ answers never seen in training count as wrong.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -58,9 +59,9 @@ class Examples:
         counts = torch.bincount(self.task)
         repeats = torch.where(counts > 0, (counts.max() / counts.clamp(min=1)).round().clamp(min=1), 0).long()
         index = torch.repeat_interleave(torch.arange(len(self)), repeats[self.task])
-        out = Examples.__new__(Examples)
-        for name in ("story", "story_len", "question", "question_len", "answer", "task"):
-            setattr(out, name, getattr(self, name)[index])
+        out = copy.copy(self)
+        for name, tensor in vars(self).items():
+            setattr(out, name, tensor[index])
         return out
 
 
