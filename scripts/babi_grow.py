@@ -7,9 +7,10 @@ for ``--train.init_from``).
 under a second g, read by the RN through weights that start at 0. ``--max-sentences S2`` keeps the last S2
 statements instead of S (task 3 has 57 of its 1,925 questions with a supporting fact more than 20 statements back);
 the old slots keep their tag weights and the new, older ones start with the oldest slot's
-(``relnet.tasks.babi.model.grown``). With ``--data``, both models are run on the first questions of the validation
-carve whose stories fit SRC's window, and the largest difference of their logits is printed (it must be below 1e-4,
-or the script fails): on those the grown model answers exactly as SRC.
+(``relnet.tasks.babi.model.grown``). With ``--data``, both models are run on a seeded sample of the validation
+carve's questions whose stories fit SRC's window (encoded once for the grown window; SRC reads its last slots), and
+the largest difference of their logits is printed (it must be below 1e-4, or the script fails): on those the grown
+model answers exactly as SRC.
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ def main() -> None:
         new = grown(src, rounds=args.rounds, max_sentences=args.max_sentences, seed=args.seed).eval()
         if args.data:
             fraction = float(config.get("data", {}).get("valid_fraction", 0.1))
-            S, S2 = src.cfg.max_sentences, new.cfg.max_sentences
-            old = load_eval_examples(args.data, "valid", vocab, max_sentences=S, valid_fraction=fraction)
-            big = load_eval_examples(args.data, "valid", vocab, max_sentences=S2, valid_fraction=fraction)
-            fits = torch.nonzero(big.story_len[:, : S2 - S].sum(1) == 0).flatten()  # no statement beyond S
+            cut = new.cfg.max_sentences - src.cfg.max_sentences  # new, older slots; the old window is the rest
+            big = load_eval_examples(args.data, "valid", vocab, max_sentences=new.cfg.max_sentences,
+                                     valid_fraction=fraction)
+            fits = torch.nonzero(big.story_len[:, :cut].sum(1) == 0).flatten()  # no statement beyond the old window
             idx = fits[torch.randperm(len(fits), generator=torch.Generator().manual_seed(0))[: args.questions]]
-            with torch.no_grad():
-                a, b = src(*old.batch(idx)[:4]), new(*big.batch(idx)[:4])
+            story, story_len, question, question_len, _ = big.batch(idx)
+            with torch.no_grad():  # slots are right-aligned: SRC's slots are the last ones of the grown window
+                a = src(story[:, cut:], story_len[:, cut:], question, question_len)
+                b = new(story, story_len, question, question_len)
             diff = float((a - b).abs().max())
             print(f"{len(idx)} questions (of {len(fits)} of {len(big)} that fit the old window): largest logit "
                   f"difference {diff:.2e}, same answer for {float((a.argmax(-1) == b.argmax(-1)).float().mean()):.2%}")
