@@ -1,7 +1,7 @@
 """bAbI task 16 (basic induction) with ideal sentence codes: is the RN's plateau the sentence LSTM's fault or the
 pairwise join's? Diagnosis, not a result.
 
-    python scripts/babi16_symbolic_probe.py [--model pair|triple] [--rename] [--seconds 600] [--seed 0]
+    python scripts/babi16_symbolic_probe.py [--model pair|triple|gated|rrn] [--rename] [--seconds 600] [--seed 0]
     python scripts/babi16_symbolic_probe.py --rule   # what the join written as a rule answers (no training)
 
 Each statement of a task-16 story ("lily is a frog", "lily is green") becomes an exact symbolic object instead of an
@@ -12,7 +12,8 @@ asked animal's species, another animal of that species, and that animal's colour
 ``pair``: ``relnet.RelationNetwork`` over all ordered pairs with the bAbI sizes (g 4 x 256, f 256, 512, 4 colours).
 ``triple``: the same idea over all ordered triples (g 3 x 256 on [o_i; o_j; o_k; q], summed, f 256): one g sees all
 three statements at once, a positive control. ``gated``: a pair RN whose f also reads the elementwise product of
-two pooled halves of g's output (``GatedRN``). ``--rename``: names, species and colours permuted at random in every
+two pooled halves of g's output (``GatedRN``). ``rrn``: a recurrent relational network (``RecurrentRN``, Palm et al.
+2018; ``--steps`` message-passing rounds, a loss after each). ``--rename``: names, species and colours permuted at random in every
 training question (as ``--data.augment=16``), so nothing can be learnt by heart. Validation: the last 10% of the
 stories (relnet's carve), 1,000 questions. Adam 1e-3, clip 5, 1 thread; prints validation accuracy every 250 steps
 and a last JSON line.
@@ -100,6 +101,34 @@ class GatedRN(nn.Module):
         return self.f(torch.cat([a, b, a * b], -1))
 
 
+class RecurrentRN(nn.Module):
+    """A recurrent relational network (Palm et al. 2018) over the statements: ``steps`` rounds of
+    ``m_i = sum_j msg([h_i; h_j])``, ``h_i <- GRU([x_i; q; m_i], h_i)``, and an answer after every round from
+    ``out(sum_i h_i)``; the loss is the mean over rounds (``forward`` returns every round's logits, the last one
+    answers). A join across three statements is two message steps, each a pairwise comparison."""
+
+    def __init__(self, steps: int = 3, width: int = 128) -> None:
+        super().__init__()
+        self.steps = steps
+        self.enc = MLP(D + len(NAMES), [width], width)
+        self.msg = MLP(2 * width, [width, width], width)
+        self.node = nn.GRUCell(D + len(NAMES) + width, width)
+        self.out = MLP(width, [width], len(COLOURS))
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        xq = torch.cat([x, q[:, None].expand(B, S, len(NAMES))], -1)  # (B, S, D + 5)
+        h = self.enc(xq)  # (B, S, W)
+        W = h.shape[-1]
+        logits = []
+        for _ in range(self.steps):
+            pairs = torch.cat([h[:, :, None].expand(B, S, S, W), h[:, None].expand(B, S, S, W)], -1)
+            m = self.msg(pairs).sum(2)  # (B, S, W)
+            h = self.node(torch.cat([xq, m], -1).reshape(B * S, -1), h.reshape(B * S, W)).view(B, S, W)
+            logits.append(self.out(h.sum(1)))
+        return torch.stack(logits)  # (steps, B, C)
+
+
 def rule_check(examples) -> dict[str, float]:
     """The join written as a rule: the colours of the other animals of the asked animal's species, in story order.
     Counts the questions where that colour is unique and right, and where several differ (the most recent right or
@@ -130,7 +159,8 @@ def rule_check(examples) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("pair", "triple", "gated"), default="pair")
+    p.add_argument("--model", choices=("pair", "triple", "gated", "rrn"), default="pair")
+    p.add_argument("--steps", type=int, default=3, help="rrn: message-passing rounds")
     p.add_argument("--rename", action="store_true")
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--batch", type=int, default=128)
@@ -148,14 +178,18 @@ def main() -> None:
     if args.model == "pair":
         model = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(256,) * 4, f_dims=(256, 512),
                                 out_dim=len(COLOURS))
+    elif args.model == "rrn":
+        model = RecurrentRN(args.steps)
     else:
         model = TripleRN() if args.model == "triple" else GatedRN()
+    rounds = (lambda out: out) if args.model == "rrn" else (lambda out: out[None])  # (rounds, B, C)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     t0, step, acc = time.perf_counter(), 0, float("nan")
     while time.perf_counter() - t0 < args.seconds:
         step += 1
         x, q, y = batch(train, torch.randint(len(train), (args.batch,), generator=gen), args.rename, gen)
-        loss = nn.functional.cross_entropy(model(x, q), y)
+        out = rounds(model(x, q))
+        loss = nn.functional.cross_entropy(out.flatten(0, 1), y.repeat(out.shape[0]))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -163,11 +197,12 @@ def main() -> None:
         if step % 250 == 0:
             model.eval()
             with torch.no_grad():
-                acc = float((model(vx, vq).argmax(-1) == vy).float().mean())
+                acc = float((rounds(model(vx, vq))[-1].argmax(-1) == vy).float().mean())
             model.train()
             print(f"step {step}: loss {loss.item():.3f}, validation {acc:.1%}, {time.perf_counter() - t0:.0f} s",
                   flush=True)
-    print(json.dumps({"model": args.model, "rename": args.rename, "seed": args.seed, "steps": step,
+    print(json.dumps({"model": args.model, **({"rounds": args.steps} if args.model == "rrn" else {}),
+                      "rename": args.rename, "seed": args.seed, "steps": step,
                       "batch": args.batch, "seconds": round(time.perf_counter() - t0), "valid_n": len(valid),
                       "valid_accuracy": acc}))
 

@@ -86,6 +86,7 @@ See the README / reports/physics.md for the short measurements behind ``fast``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -360,6 +361,7 @@ class PhysicsModel(nn.Module):
             raise ValueError("edge_memory needs rounds >= 2")
         if not 0 <= cfg.gated_rounds < cfg.rounds:
             raise ValueError(f"gated_rounds must be in 0..rounds-1 = 0..{cfg.rounds - 1}, got {cfg.gated_rounds}")
+        self.cfg = cfg
         self.task, self.kind, self.readout, self.symmetric = cfg.task, cfg.kind, cfg.readout, cfg.symmetric
         self.pair_features = cfg.pair_features
         if cfg.input_norm not in ("", "whiten"):
@@ -440,6 +442,40 @@ def _whitening(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     return mean.float(), proj.float()
 
 
+def widened(model: PhysicsModel, g_dims: tuple[int, ...], *, seed: int = 0) -> PhysicsModel:
+    """A trained RN -> one with wider hidden layers in g that computes exactly the same function (for
+    ``--train.init_from``).
+
+    ``g_dims`` must have the old model's length and last width (the relation width, which LayerNorms and the readout
+    read) and no narrower entry. Every old weight keeps its place; each new hidden unit gets a seeded fresh input row
+    (PyTorch's default initialisation) and outgoing weights of 0 into the old units, so it adds nothing until
+    training moves those weights, and they get gradient at once because the new units are active. This is the
+    zero-output variant of Net2WiderNet (Chen et al. 2016): the new units start different from each other and from
+    the old ones, so no noise is needed to break symmetry.
+    """
+    old = model.net
+    if not isinstance(old, PairReadoutRN):
+        raise UserError("widened: only the RN with pair features or rounds (PairReadoutRN) can be widened")
+    dims = tuple(int(d) for d in g_dims)
+    old_dims = (old.g_in.out_features, *(m.out_features for m in old.g_rest if isinstance(m, nn.Linear)))
+    if len(dims) != len(old_dims) or dims[-1] != old_dims[-1] or any(n < o for n, o in zip(dims, old_dims)):
+        raise UserError(f"widened: g {','.join(map(str, old_dims))} can grow to wider hidden layers with the same "
+                        f"depth and last width, not to {','.join(map(str, dims))}")
+    cfg = dataclasses.replace(model.cfg, g_dims=dims)
+    with torch.random.fork_rng():  # seed the new tensors without touching the caller's random state
+        torch.manual_seed(seed)
+        new = PhysicsModel(cfg)
+    state = new.state_dict()
+    for key, v in model.state_dict().items():
+        w = state[key].clone()
+        w[tuple(slice(0, n) for n in v.shape)] = v  # the old tensor keeps its place (new units come last)
+        if w.ndim == 2 and w.shape[1] > v.shape[1]:
+            w[: v.shape[0], v.shape[1]:] = 0  # old units ignore the new ones
+        state[key] = w
+    new.load_state_dict(state, strict=True)
+    return new.train(model.training)
+
+
 def build_model(cfg: ModelConfig) -> PhysicsModel:
     return PhysicsModel(cfg)
 
@@ -449,4 +485,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "DataConfig", "RunConfig", "preset", "PhysicsModel", "PairReadoutRN", "pair_distances",
-           "pair_features", "build_model", "count_parameters", "TASKS", "MODELS", "PRESETS"]
+           "pair_features", "widened", "build_model", "count_parameters", "TASKS", "MODELS", "PRESETS"]
