@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from relnet.tasks.physics import sim
+from relnet.errors import UserError
 from relnet.tasks.physics.model import (DataConfig, ModelConfig, build_model, count_parameters, pair_distances,
-                                         pair_features, preset)
+                                         pair_features, preset, widened)
 from relnet.tasks.physics.task import (SYMMETRIES, PhysicsTask, Scenes, connection_metrics, count_metrics, predict,
                                         symmetry_view, task_loss)
 
@@ -325,6 +326,31 @@ def test_gated_rounds_add_to_the_round_before_and_start_as_the_smaller_model():
     for bad in (2, -1):
         with pytest.raises(ValueError, match="gated_rounds"):
             small(rounds=2, gated_rounds=bad, **kw)
+
+
+def test_widened_keeps_the_function_and_the_old_weights_and_its_new_units_learn():
+    torch.manual_seed(6)
+    kw = dict(readout="pair", pair_features="dynamics", rounds=3, edge_memory=True, g_dims=(32, 24, 16))
+    base = small(**kw)
+    with torch.no_grad():  # nonzero statistics, so that a misplaced buffer would show
+        base.pair_mean.normal_()
+    wide = widened(base, (48, 40, 16), seed=1)
+    assert [m.out_features for m in wide.net.g_rest if isinstance(m, torch.nn.Linear)] == [40, 16]
+    assert wide.net.g2_in.out_features == 48 and wide.net.later[0]["g_in"].out_features == 48
+    x = torch.randn(3, 10, 35)
+    assert torch.allclose(wide(x), base(x), atol=1e-5)  # the same function
+    old, new = base.state_dict(), wide.state_dict()
+    for k, v in old.items():  # each old tensor keeps its place
+        assert torch.equal(new[k][tuple(slice(0, n) for n in v.shape)], v), k
+    w = wide.net.g_rest[0].weight  # (40, 48): old units read nothing from the new ones, new units read everything
+    assert torch.all(w[:24, 32:] == 0) and torch.all(w[24:] != 0)
+    assert torch.equal(widened(base, (48, 40, 16), seed=1).net.g_in.weight, wide.net.g_in.weight)  # seeded
+
+    wide(x).square().mean().backward()  # the zero outgoing weights get gradient at once
+    assert wide.net.g_rest[0].weight.grad[:24, 32:].abs().sum() > 0
+    for bad in ((48, 40), (48, 40, 20), (16, 40, 16)):
+        with pytest.raises(UserError, match="widened"):
+            widened(base, bad)
 
 
 def test_symmetry_views_keep_distances_and_colours(tiny_scenes):
