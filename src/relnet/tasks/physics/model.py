@@ -59,6 +59,8 @@ Gated rounds (``gated_rounds=k``, **a deviation**, for growing a trained model):
 relations before them through a scalar gate that starts at 0, so a model with k more rounds starts as exactly the
 trained one (``--train.init_from`` with ``--train.init_partial``). Growing the shipped connections model by one or
 two rounds and continuing 12,000 steps did not lift it (reports/physics_augment.md, GPU variants).
+:func:`widened` grows a trained RN the other way, wider hidden layers of g with the same function
+(``scripts/physics_widen.py``).
 
 Test-time averaging over the task's 16 symmetries (the square table's rotations and reflections, and time
 reversal, which leave every label unchanged) is available at evaluation (``relnet eval physics
