@@ -13,10 +13,10 @@ asked animal's species, another animal of that species, and that animal's colour
 ``triple``: the same idea over all ordered triples (g 3 x 256 on [o_i; o_j; o_k; q], summed, f 256): one g sees all
 three statements at once, a positive control. ``gated``: a pair RN whose f also reads the elementwise product of
 two pooled halves of g's output (``GatedRN``). ``rrn``: a recurrent relational network (``RecurrentRN``, Palm et al.
-2018; ``--steps`` message-passing rounds, a loss after each). ``--rename``: names, species and colours permuted at random in every
-training question (as ``--data.augment=16``), so nothing can be learnt by heart. Validation: the last 10% of the
-stories (relnet's carve), 1,000 questions. Adam 1e-3, clip 5, 1 thread; prints validation accuracy every 250 steps
-and a last JSON line.
+2018; ``--steps`` message-passing rounds, a loss after each). ``--rename``: names, species and colours permuted at
+random in every training question (as ``--data.augment=16``), so nothing can be learnt by heart. Validation: the
+last 10% of the stories (relnet's carve), 1,000 questions. Adam 1e-3, clip 5, 1 thread; prints validation accuracy
+every 250 steps and a last JSON line.
 """
 
 from __future__ import annotations
