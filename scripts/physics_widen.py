@@ -32,11 +32,12 @@ def main() -> None:
     args = p.parse_args()
     try:
         dims = tuple(int(d) for d in args.g_dims.split(","))
+    except ValueError:
+        sys.exit(f"--g-dims {args.g_dims}: expected comma-separated widths")
+    try:
         src, config = load_model(args.src)
         new = widened(src, dims, seed=args.seed).eval()
         _, scenes = fresh_scenes(sim_params(config, args.src), scenes=args.scenes, seed=args.seed)
-    except ValueError:
-        sys.exit(f"--g-dims {args.g_dims}: expected comma-separated widths")
     except UserError as e:
         sys.exit(f"{args.src}: {e}")
     with torch.no_grad():
