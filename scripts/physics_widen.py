@@ -43,8 +43,10 @@ def main() -> None:
     with torch.no_grad():
         a, b = src(scenes.objects), new(scenes.objects)
     diff, scale = float((a - b).abs().max()), float(a.abs().max())
+    same = (a > 0) == (b > 0) if a.ndim == 3 else a.argmax(-1) == b.argmax(-1)  # per pair (connections) or scene
     print(f"{args.scenes} fresh scenes (seed {args.seed}): largest logit difference {diff:.2e} (largest logit "
-          f"{scale:.1f}), same decision on {float(((a > 0) == (b > 0)).float().mean()):.2%} of the pairs")
+          f"{scale:.1f}), the same decision on {float(same.float().mean()):.2%} of the "
+          f"{'pairs' if a.ndim == 3 else 'scenes'}")
     if diff > 1e-6 * scale:
         sys.exit("the widened model does not compute the same function")
     out_config = {k: v for k, v in config.items() if k not in ("format", "version")}
