@@ -18,7 +18,7 @@ import torch
 
 from relnet.checkpoint import save_checkpoint
 from relnet.errors import UserError
-from relnet.tasks.physics.model import widened
+from relnet.tasks.physics.model import count_parameters, widened
 from relnet.tasks.physics.task import fresh_scenes, load_model, sim_params
 
 
@@ -52,8 +52,7 @@ def main() -> None:
     out_config = {k: v for k, v in config.items() if k not in ("format", "version")}
     out_config["model"] = {**config["model"], "g_dims": list(dims)}
     save_checkpoint(Path(args.out), new, out_config)
-    params = sum(t.numel() for t in new.parameters())
-    print(f"{args.out}: {args.src} widened to g {','.join(map(str, dims))} ({params:,} parameters)")
+    print(f"{args.out}: {args.src} widened to g {','.join(map(str, dims))} ({count_parameters(new):,} parameters)")
 
 
 if __name__ == "__main__":

@@ -456,11 +456,9 @@ def widened(model: PhysicsModel, g_dims: tuple[int, ...], *, seed: int = 0) -> P
     zero-output variant of Net2WiderNet (Chen et al. 2016): the new units start different from each other and from
     the old ones, so no noise is needed to break symmetry.
     """
-    old = model.net
-    if not isinstance(old, PairReadoutRN):
+    if not isinstance(model.net, PairReadoutRN):
         raise UserError("widened: only the RN with pair features or rounds (PairReadoutRN) can be widened")
-    dims = tuple(int(d) for d in g_dims)
-    old_dims = (old.g_in.out_features, *(m.out_features for m in old.g_rest if isinstance(m, nn.Linear)))
+    dims, old_dims = tuple(int(d) for d in g_dims), tuple(model.cfg.g_dims)
     if len(dims) != len(old_dims) or dims[-1] != old_dims[-1] or any(n < o for n, o in zip(dims, old_dims)):
         raise UserError(f"widened: g {','.join(map(str, old_dims))} can grow to wider hidden layers with the same "
                         f"depth and last width, not to {','.join(map(str, dims))}")
