@@ -88,17 +88,47 @@ class GatedRN(nn.Module):
     species from one, a species' colour from another) is one elementwise product instead of a function f must
     learn to multiply with."""
 
-    def __init__(self, width: int = 256) -> None:
+    def __init__(self, width: int = 256, products: bool = False) -> None:
         super().__init__()
-        self.g = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(256, 256, 256, 2 * width), f_dims=(),
-                                 out_dim=0)  # g only: its aggregate is the sum over pairs
+        self.products = products
+        if products:  # g reads ``product_pairs``: equality tests are linear in its input
+            self.g = MLP(5 * D + len(NAMES), [256, 256, 256], 2 * width)
+        else:
+            self.g = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(256, 256, 256, 2 * width),
+                                     f_dims=(), out_dim=0)  # g only: its aggregate is the sum over pairs
         self.norm_a, self.norm_b = nn.LayerNorm(width), nn.LayerNorm(width)
         self.f = MLP(3 * width, [256, 512], len(COLOURS))
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        a, b = self.g.aggregate(x, q).chunk(2, dim=-1)
+        pooled = torch.relu(self.g(product_pairs(x, q))).sum((1, 2)) if self.products else self.g.aggregate(x, q)
+        a, b = pooled.chunk(2, dim=-1)
         a, b = self.norm_a(a), self.norm_b(b)
         return self.f(torch.cat([a, b, a * b], -1))
+
+
+class ProductRN(nn.Module):
+    """A pair RN whose g also reads elementwise products: ``g([o_i; o_j; q; o_i * o_j; o_i * q'; o_j * q'])`` with
+    ``q'`` the question padded to the object width. On one-hot codes a product is an equality test, so "same name",
+    "same species" and "this statement is about the asked animal" are linear in g's input instead of something g's
+    first layers must learn. The join across pairs is still f's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.g = MLP(5 * D + len(NAMES), [256, 256, 256], 256)
+        self.f = MLP(256, [256, 512], len(COLOURS))
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return self.f(torch.relu(self.g(product_pairs(x, q))).sum((1, 2)))
+
+
+def product_pairs(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``(B, S, D), (B, 5) -> (B, S, S, 5 D + 5)``: ``[o_i; o_j; q; o_i * o_j; o_i * q'; o_j * q']`` for every
+    ordered pair, ``q'`` the question padded to the object width (the name one-hot sits first in an object)."""
+    B = x.shape[0]
+    xq = x * nn.functional.pad(q, (0, D - len(NAMES)))[:, None]
+    oi, oj = x[:, :, None].expand(B, S, S, D), x[:, None].expand(B, S, S, D)
+    return torch.cat([oi, oj, q[:, None, None].expand(B, S, S, len(NAMES)), oi * oj,
+                      xq[:, :, None].expand(B, S, S, D), xq[:, None].expand(B, S, S, D)], -1)
 
 
 class RecurrentRN(nn.Module):
@@ -159,11 +189,13 @@ def rule_check(examples) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("pair", "triple", "gated", "rrn"), default="pair")
+    p.add_argument("--model", choices=("pair", "triple", "gated", "rrn", "product", "gated-product"), default="pair")
     p.add_argument("--steps", type=int, default=3, help="rrn: message-passing rounds")
     p.add_argument("--rename", action="store_true")
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--width", type=int, default=256, help="pair: g 4 x WIDTH, f WIDTH, 2 x WIDTH")
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rule", action="store_true", help="only count what the join written as a rule answers")
     args = p.parse_args()
@@ -176,14 +208,18 @@ def main() -> None:
     train, valid = split_train_valid(parse_files([FILE], task=16))
     vx, vq, vy = batch(valid, torch.arange(len(valid)), False, gen)
     if args.model == "pair":
-        model = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(256,) * 4, f_dims=(256, 512),
-                                out_dim=len(COLOURS))
+        model = RelationNetwork(object_dim=D, question_dim=len(NAMES), g_dims=(args.width,) * 4,
+                                f_dims=(args.width, 2 * args.width), out_dim=len(COLOURS))
     elif args.model == "rrn":
         model = RecurrentRN(args.steps)
+    elif args.model == "product":
+        model = ProductRN()
+    elif args.model == "gated-product":
+        model = GatedRN(products=True)
     else:
         model = TripleRN() if args.model == "triple" else GatedRN()
     rounds = (lambda out: out) if args.model == "rrn" else (lambda out: out[None])  # (rounds, B, C)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     t0, step, acc = time.perf_counter(), 0, float("nan")
     while time.perf_counter() - t0 < args.seconds:
         step += 1

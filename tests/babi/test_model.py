@@ -228,6 +228,23 @@ def test_balance_repeats_each_task_to_the_largest_count(tmp_path):
     assert sorted(rows) == sorted(originals[:4] + [originals[4]] * 4)
 
 
+def test_repeat_oversamples_the_named_tasks_and_refuses_absent_ones():
+    cfg = tiny_run(FIX)
+    plain = BabiTask(cfg).train_set
+    cfg.data.repeat, cfg.data.repeat_times = (8,), 3
+    task = BabiTask(cfg)
+    assert torch.bincount(plain.task).tolist()[1::7] == [4, 4]
+    assert task.train_size() == 16 and torch.bincount(task.train_set.task).tolist()[1::7] == [4, 12]
+    rows = sorted(tuple(t.flatten().tolist() for t in task.train_set.batch(torch.tensor([i]))) for i in range(16))
+    originals = [tuple(t.flatten().tolist() for t in plain.batch(torch.tensor([i]))) for i in range(8)]
+    assert rows == sorted(originals[:4] + originals[4:] * 3)  # qa1's rows come first in the fixture
+    assert BabiTask(cfg).checkpoint_config()["data"]["repeat"] == [8]
+    for bad, match in (((2,), "no training questions of task 2"), ((8,), "repeat_times=0")):
+        cfg.data.repeat, cfg.data.repeat_times = bad, 0 if match.startswith("repeat_times") else 3
+        with pytest.raises(UserError, match=match):
+            BabiTask(cfg)
+
+
 # ------------------------------------------------------------------------------------- metrics, checkpoints
 
 

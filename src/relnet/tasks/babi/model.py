@@ -96,6 +96,8 @@ class DataConfig:
     tasks: tuple[int, ...] = ()  # train on these tasks only; () = every task found
     augment: tuple[int, ...] = ()  # rename words in these tasks' training questions (relnet.tasks.babi.augment)
     balance: bool = False  # repeat a task's training questions round(largest task's count / its count) times
+    repeat: tuple[int, ...] = ()  # these tasks' training questions repeated repeat_times times more (after balance)
+    repeat_times: int = 1
 
 
 @dataclass

@@ -181,6 +181,8 @@ def render_report(results: dict, info: dict, cfg, curve_name: str) -> str:
            "(`--data.augment`)" if cfg.data.augment else "")
         + ("; each task's training questions repeated to about the largest task's count (`--data.balance`)"
            if cfg.data.balance else "")
+        + (f"; the training questions of tasks {', '.join(map(str, cfg.data.repeat))} repeated "
+           f"{cfg.data.repeat_times} times (`--data.repeat`)" if cfg.data.repeat else "")
         + f"; run in `{info['run_dir']}`.",
         "- Masked (empty) sentence slots are not computed: only the pairs of real sentences go through g.",
     ]

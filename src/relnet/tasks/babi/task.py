@@ -57,8 +57,23 @@ class Examples:
         ``n_max`` is the largest task's count: task 3's 1,735 training questions here count about as much per epoch
         as another task's 9,000 (with ``--data.augment=3`` every repeat is renamed afresh)."""
         counts = torch.bincount(self.task)
-        repeats = torch.where(counts > 0, (counts.max() / counts.clamp(min=1)).round().clamp(min=1), 0).long()
-        index = torch.repeat_interleave(torch.arange(len(self)), repeats[self.task])
+        return self.repeated(torch.where(counts > 0, (counts.max() / counts.clamp(min=1)).round().clamp(min=1), 0))
+
+    def oversampled(self, tasks: Sequence[int], times: int) -> "Examples":
+        """These examples with the questions of ``tasks`` repeated ``times`` times (the others once): those tasks
+        fill a larger share of every epoch, and so of every batch."""
+        if times < 1:
+            raise UserError(f"--data.repeat_times={times}: must be at least 1")
+        repeats = torch.ones(int(self.task.max()) + 1 if len(self) else 1, dtype=torch.long)
+        for t in tasks:
+            if not 0 < t < len(repeats) or not bool((self.task == t).any()):
+                raise UserError(f"--data.repeat={t}: no training questions of task {t}")
+            repeats[t] = times
+        return self.repeated(repeats)
+
+    def repeated(self, repeats: Tensor) -> "Examples":
+        """Each question repeated ``repeats[its task]`` times, in order."""
+        index = torch.repeat_interleave(torch.arange(len(self)), repeats.long()[self.task])
         out = copy.copy(self)
         for name, tensor in vars(self).items():
             setattr(out, name, tensor[index])
@@ -112,6 +127,8 @@ def load_splits(cfg: RunConfig) -> tuple[babi.Vocab, Examples, Examples | None]:
     train_set = Examples(babi.encode(train, vocab, max_sentences=S))
     if cfg.data.balance:
         train_set = train_set.balanced()
+    if cfg.data.repeat:
+        train_set = train_set.oversampled(cfg.data.repeat, cfg.data.repeat_times)
     valid_set = Examples(babi.encode(valid, vocab, max_sentences=S)) if valid else None
     return vocab, train_set, valid_set
 
@@ -132,7 +149,8 @@ class BabiTask:
     def checkpoint_config(self) -> dict[str, Any]:
         return {"task": TASK, "model": to_dict(self.cfg.model), "preset": self.cfg.preset,
                 "data": {"valid_fraction": self.cfg.data.valid_fraction, "tasks": list(self.cfg.data.tasks),
-                         "augment": list(self.cfg.data.augment), "balance": self.cfg.data.balance},
+                         "augment": list(self.cfg.data.augment), "balance": self.cfg.data.balance,
+                         "repeat": list(self.cfg.data.repeat), "repeat_times": self.cfg.data.repeat_times},
                 "vocab": self.vocab.to_json()}
 
     def train_size(self) -> int:
