@@ -1,7 +1,8 @@
 """bAbI task 16 (basic induction) with ideal sentence codes: is the RN's plateau the sentence LSTM's fault or the
 pairwise join's? Diagnosis, not a result.
 
-    python scripts/babi16_symbolic_probe.py [--model pair|triple|gated|rrn] [--rename] [--seconds 600] [--seed 0]
+    python scripts/babi16_symbolic_probe.py [--model pair|triple|gated|rrn|product|gated-product] [--rename]
+        [--seconds 600] [--seed 0] [--width 256] [--lr 1e-3]
     python scripts/babi16_symbolic_probe.py --rule   # what the join written as a rule answers (no training)
 
 Each statement of a task-16 story ("lily is a frog", "lily is green") becomes an exact symbolic object instead of an
@@ -13,10 +14,12 @@ asked animal's species, another animal of that species, and that animal's colour
 ``triple``: the same idea over all ordered triples (g 3 x 256 on [o_i; o_j; o_k; q], summed, f 256): one g sees all
 three statements at once, a positive control. ``gated``: a pair RN whose f also reads the elementwise product of
 two pooled halves of g's output (``GatedRN``). ``rrn``: a recurrent relational network (``RecurrentRN``, Palm et al.
-2018; ``--steps`` message-passing rounds, a loss after each). ``--rename``: names, species and colours permuted at
-random in every training question (as ``--data.augment=16``), so nothing can be learnt by heart. Validation: the
-last 10% of the stories (relnet's carve), 1,000 questions. Adam 1e-3, clip 5, 1 thread; prints validation accuracy
-every 250 steps and a last JSON line.
+2018; ``--steps`` message-passing rounds, a loss after each). ``product``: a pair RN whose g also reads elementwise
+products of the two objects and of each with the question (``ProductRN``: equality tests become linear);
+``gated-product``: both changes. ``--width`` sets the pair model's width (g 4 x W, f W, 2W). ``--rename``: names,
+species and colours permuted at random in every training question (as ``--data.augment=16``), so nothing can be
+learnt by heart. Validation: the last 10% of the stories (relnet's carve), 1,000 questions. Adam (``--lr``), clip 5,
+1 thread; prints validation accuracy every 250 steps and a last JSON line.
 """
 
 from __future__ import annotations
