@@ -116,7 +116,8 @@ def preset(name: str) -> RunConfig:
     20-64); 100 epochs of the 172,739 en-10k training questions (a budget: the paper gives none; ``--resume``
     continues a finished run when ``--train.steps`` is raised).
 
-    ``fast``: the recipe of the shipped model (18/20 on the validation carve, `reports/babi_renamed.md`): BatchNorm
+    ``fast``: the recipe of ``checkpoints/babi/rn_18of20`` (18/20 on the validation carve, `reports/babi_renamed.md`;
+    the shipped 19/20 model continues it with task 16 oversampled, `reports/babi_gpu_variants.md`): BatchNorm
     between g's and f's hidden layers and their ReLUs, batch 256 at Adam 1e-3 with a cosine over 28,000 steps (41.5
     epochs, ~1.7 h on 1 thread of a 2-core AMD EPYC), and the words of tasks 3, 16 and 19 renamed in every
     training question (``relnet.tasks.babi.augment``). Without the BatchNorm task 19 (path finding) stays near
