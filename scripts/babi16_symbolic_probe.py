@@ -103,7 +103,7 @@ class GatedRN(nn.Module):
         self.f = MLP(3 * width, [256, 512], len(COLOURS))
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        pooled = torch.relu(self.g(product_pairs(x, q))).sum((1, 2)) if self.products else self.g.aggregate(x, q)
+        pooled = summed_product_g(self.g, x, q) if self.products else self.g.aggregate(x, q)
         a, b = pooled.chunk(2, dim=-1)
         a, b = self.norm_a(a), self.norm_b(b)
         return self.f(torch.cat([a, b, a * b], -1))
@@ -121,7 +121,12 @@ class ProductRN(nn.Module):
         self.f = MLP(256, [256, 512], len(COLOURS))
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        return self.f(torch.relu(self.g(product_pairs(x, q))).sum((1, 2)))
+        return self.f(summed_product_g(self.g, x, q))
+
+
+def summed_product_g(g: nn.Module, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``sum_{i,j} relu(g(product_pairs(x, q)))``: ``(B, S, D), (B, 5) -> (B, g's width)``."""
+    return torch.relu(g(product_pairs(x, q))).sum((1, 2))
 
 
 def product_pairs(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

@@ -64,9 +64,10 @@ class Examples:
         fill a larger share of every epoch, and so of every batch."""
         if times < 1:
             raise UserError(f"--data.repeat_times={times}: must be at least 1")
-        repeats = torch.ones(int(self.task.max()) + 1 if len(self) else 1, dtype=torch.long)
+        counts = torch.bincount(self.task)
+        repeats = torch.ones_like(counts)
         for t in tasks:
-            if not 0 < t < len(repeats) or not bool((self.task == t).any()):
+            if not 0 < t < len(counts) or counts[t] == 0:
                 raise UserError(f"--data.repeat={t}: no training questions of task {t}")
             repeats[t] = times
         return self.repeated(repeats)
