@@ -26,12 +26,13 @@ demo: install
 	$(BIN)/relnet reproduce sort-of-clevr --preset keypoints --models rn --runs runs/demo --report runs/demo/sort_of_clevr_rn.md --train.threads=2
 	$(BIN)/relnet reproduce sort-of-clevr --models rn-state --runs runs/demo --report runs/demo/sort_of_clevr_state.md
 
-# The Sort-of-CLEVR reproduction behind reports/sort_of_clevr_keypoints.md: the keypoint CNN+RN and CNN+MLP trained
+# The Sort-of-CLEVR reproduction behind reports/sort_of_clevr.md: the keypoint CNN+RN and CNN+MLP trained
 # from scratch and evaluated on 1,000 fresh images (~25 min on 2 cores, Intel Xeon, session 19: 12.0 + 9.6 min of
 # training).
-# The grid models of reports/sort_of_clevr.md: `relnet reproduce sort-of-clevr` (hours).
+# The grid models of reports/sort_of_clevr_grid.md: `relnet reproduce sort-of-clevr --preset fast --models rn,mlp,rn-state
+# --report reports/sort_of_clevr_grid.md` (hours).
 reproduce: install
-	$(BIN)/relnet reproduce sort-of-clevr --preset keypoints --models rn,mlp --report reports/sort_of_clevr_keypoints.md --train.threads=2
+	$(BIN)/relnet reproduce sort-of-clevr --train.threads=2
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -44,6 +44,7 @@ def run_data(args: argparse.Namespace) -> int:
 
 # -- train / eval / reproduce ----------------------------------------------------------------------------------------
 
+DEFAULT_RUNS, DEFAULT_REPORT = "runs/sort_of_clevr", "reports/sort_of_clevr.md"  # of `relnet reproduce`
 EVAL_SEED = 2026  # fresh test images for `relnet eval` and reports: a stream never used for training
 
 
@@ -75,10 +76,11 @@ def add_training_commands(verbs: dict) -> None:
         "questions, evaluated on fresh images; writes a report with the table, wall time, machine and seed. "
         "Overrides such as --train.threads=1 apply to every model; --MODEL:section.key=value (e.g. "
         "--rn:train.steps=8000) to one model only.")
-    p.add_argument("--preset", choices=PRESETS, default="fast")
-    p.add_argument("--models", default="rn,mlp,rn-state", help="comma-separated models to train (default: %(default)s)")
-    p.add_argument("--runs", default="runs/sort_of_clevr", help="folder for the training runs")
-    p.add_argument("--report", default="reports/sort_of_clevr.md")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="default: keypoints for rn and mlp (the shipped models' recipe), fast for rn-state")
+    p.add_argument("--models", default="rn,mlp", help="comma-separated models to train (default: %(default)s)")
+    p.add_argument("--runs", default=DEFAULT_RUNS, help="folder for the training runs")
+    p.add_argument("--report", default=DEFAULT_REPORT)
     p.add_argument("--eval-images", type=int, default=1000)
     p.add_argument("--eval-seed", type=int, default=EVAL_SEED)
     p.add_argument("--resume", action="store_true", help="resume unfinished runs")
