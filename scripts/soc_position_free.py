@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from relnet.tasks.sort_of_clevr import data as soc
-from relnet.tasks.sort_of_clevr.analysis import RELATIONAL, SUBTYPES, majority_shape_of_others, position_free
+from relnet.tasks.sort_of_clevr.analysis import (RELATIONAL, SUBTYPES, majority_shape_of_others, majority_split,
+                                                  position_free)
 from relnet.tasks.sort_of_clevr.task import Examples, correct_answers, load_model
 
 
@@ -36,18 +37,11 @@ def split_by_majority(checkpoint: str, arrays: dict[str, np.ndarray]) -> dict[st
     examples = Examples(arrays, state=config["model"]["kind"] == "rn-state")
     with torch.inference_mode():
         correct = correct_answers(model, examples).numpy()
-    answers = arrays["answers"].reshape(-1)
     subtype = soc.question_subtype(arrays["questions"]).reshape(-1)
-    is_majority = majority_shape_of_others(arrays) == answers
     out = {"model": config["model"]["kind"], "preset": config.get("preset", "")}
-    for name in ("closest", "furthest"):
-        sel = subtype == SUBTYPES[name]
-        out[name] = float(correct[sel].mean())
-        out[f"{name}_majority"] = float(correct[sel & is_majority].mean())
-        out[f"{name}_minority"] = float(correct[sel & ~is_majority].mean())
-    out["count"] = float(correct[subtype == SUBTYPES["count"]].mean())
-    out["relational"] = float(np.mean([correct[subtype == SUBTYPES[n]].mean() for n in RELATIONAL]))
-    return out
+    out.update({name: float(correct[subtype == SUBTYPES[name]].mean()) for name in RELATIONAL})
+    out["relational"] = float(np.mean([out[n] for n in RELATIONAL]))
+    return {**out, **majority_split(correct, arrays)}
 
 
 def main() -> None:

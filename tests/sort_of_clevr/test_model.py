@@ -349,6 +349,9 @@ def test_cli_reproduce_writes_report(tmp_path, capsys, monkeypatch):
     assert "relnet CNN+RN" in report and "relnet CNN+MLP" in report and "kimhc6028" in report
     assert "`relnet reproduce sort-of-clevr --preset=fast --models=rn,mlp --data.train_images=40" in report
     assert (tmp_path / "runs" / "sort_of_clevr" / "mlp-fast" / "checkpoint").is_dir()
+    assert "## What the relational score is made of" in report and "| position-free reader (best possible) |" in report
+    split = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["mlp"]["majority_split"]
+    assert set(split) == {"closest_majority", "closest_minority", "furthest_majority", "furthest_minority"}
     assert (tmp_path / "reports" / "sort_of_clevr_curve.png").is_file()
 
 

@@ -18,6 +18,10 @@ SUBTYPES = {name: i for i, name in enumerate(soc.SUBTYPE_NAMES)}
 RELATIONAL = ("closest", "furthest", "count")
 
 
+def mean_or_nan(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else float("nan")
+
+
 def majority_shape_of_others(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """For every question, the answer index of the shape most of the other five objects have: (N*Q,)."""
     shapes = arrays["shapes"].astype(np.int64)  # (N, 6), 0 square / 1 circle
@@ -34,11 +38,28 @@ def position_free(arrays: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
     for name, s in SUBTYPES.items():
         sel = subtype == s
-        if name in ("shape", "count"):
+        if not sel.any():
+            out[name] = float("nan")
+        elif name in ("shape", "count"):
             out[name] = 1.0
         elif name in ("left", "top"):
             out[name] = float(max((answers[sel] == a).mean() for a in np.unique(answers[sel])))
         else:
             out[name] = float((majority[sel] == answers[sel]).mean())
     out["relational"] = float(np.mean([out[n] for n in RELATIONAL]))
+    return out
+
+
+def majority_split(correct: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """A model's accuracy on the closest / furthest questions whose answer is (``_majority``) or is not
+    (``_minority``) the shape most of the other five objects have: a model that reads the relation gets both right,
+    the position-free reader only the first. ``correct``: (N*Q,) bool, in ``arrays`` question order."""
+    correct = np.asarray(correct, dtype=bool)
+    subtype = soc.question_subtype(arrays["questions"]).reshape(-1)
+    is_majority = majority_shape_of_others(arrays) == arrays["answers"].reshape(-1)
+    out = {}
+    for name in ("closest", "furthest"):
+        sel = subtype == SUBTYPES[name]
+        out[f"{name}_majority"] = mean_or_nan(correct[sel & is_majority])
+        out[f"{name}_minority"] = mean_or_nan(correct[sel & ~is_majority])
     return out

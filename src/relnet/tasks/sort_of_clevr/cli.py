@@ -216,12 +216,22 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def evaluate_checkpoint(path, *, images: int, seed: int) -> dict:
-    from relnet.tasks.sort_of_clevr.task import evaluate, fresh_examples, load_model
+    from relnet.tasks.sort_of_clevr.task import fresh_arrays, load_model
 
-    model, config = load_model(path)
-    examples = fresh_examples(images=images, seed=seed, state=config["model"]["kind"] == "rn-state")
-    return {"task": "sort-of-clevr", "model": config["model"]["kind"], "seed": seed, "images": images,
-            **evaluate(model, examples)}
+    loaded = load_model(path)  # a bad checkpoint is reported before a bad --images
+    return evaluate_on(loaded, fresh_arrays(images=images, seed=seed), images=images, seed=seed)[0]
+
+
+def evaluate_on(loaded, arrays: dict, *, images: int, seed: int):
+    """A loaded checkpoint's (``task.load_model``) result on the generated ``arrays`` (``images`` images of stream
+    ``seed``), and whether it answers each question right, in ``arrays`` order."""
+    from relnet.tasks.sort_of_clevr.task import Examples, correct_answers, metrics
+
+    model, config = loaded
+    examples = Examples(arrays, state=config["model"]["kind"] == "rn-state")
+    correct = correct_answers(model, examples)
+    return ({"task": "sort-of-clevr", "model": config["model"]["kind"], "seed": seed, "images": images,
+             **metrics(correct, examples.subtypes)}, correct)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -198,17 +198,21 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model, config
 
 
-def fresh_examples(*, images: int, seed: int, state: bool) -> Examples:
-    """``images`` newly generated test images (stream ``seed``), never cached."""
+def fresh_arrays(*, images: int, seed: int) -> dict[str, np.ndarray]:
+    """``images`` newly generated test images (stream ``seed``), never cached, as ``generate_split`` returns them."""
     if images < 1:
         raise UserError(f"--images {images}: must be at least 1")
-    params = soc.SortOfClevrParams(train_images=1, test_images=images, seed=seed)
-    return Examples(soc.generate_split(params, "test"), state=state)
+    return soc.generate_split(soc.SortOfClevrParams(train_images=1, test_images=images, seed=seed), "test")
+
+
+def fresh_examples(*, images: int, seed: int, state: bool) -> Examples:
+    """``images`` newly generated test images (stream ``seed``), never cached."""
+    return Examples(fresh_arrays(images=images, seed=seed), state=state)
 
 
 def run_config_from_dict(data: dict[str, Any]) -> RunConfig:
     return from_dict(RunConfig, data)
 
 
-__all__ = ["SortOfClevrTask", "Examples", "evaluate", "correct_answers", "metrics", "load_model", "fresh_examples",
+__all__ = ["SortOfClevrTask", "Examples", "evaluate", "correct_answers", "metrics", "load_model", "fresh_arrays", "fresh_examples",
            "dataclasses"]
