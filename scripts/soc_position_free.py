@@ -23,25 +23,15 @@ import torch
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr.analysis import (RELATIONAL, SUBTYPES, majority_shape_of_others, majority_split,
                                                   position_free)
-from relnet.tasks.sort_of_clevr.task import Examples, correct_answers, load_model
+from relnet.tasks.sort_of_clevr.cli import evaluate_on
+from relnet.tasks.sort_of_clevr.task import fresh_arrays, load_model
 
 
-def scenes(images: int, seed: int) -> dict[str, np.ndarray]:
-    """The fresh test images of ``relnet eval sort-of-clevr --images IMAGES --seed SEED`` (task.fresh_examples)."""
-    return soc.generate_split(soc.SortOfClevrParams(train_images=1, test_images=images, seed=seed), "test")
-
-
-def split_by_majority(checkpoint: str, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """A checkpoint's accuracy on closest / furthest questions whose answer is / is not the others' majority shape."""
-    model, config = load_model(checkpoint)
-    examples = Examples(arrays, state=config["model"]["kind"] == "rn-state")
-    with torch.inference_mode():
-        correct = correct_answers(model, examples).numpy()
-    subtype = soc.question_subtype(arrays["questions"]).reshape(-1)
-    out = {"model": config["model"]["kind"], "preset": config.get("preset", "")}
-    out.update({name: float(correct[subtype == SUBTYPES[name]].mean()) for name in RELATIONAL})
-    out["relational"] = float(np.mean([out[n] for n in RELATIONAL]))
-    return {**out, **majority_split(correct, arrays)}
+def read_relations(checkpoint: str, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """A checkpoint's relational accuracy, with closest / furthest split by majority- and minority-shape answers."""
+    result, correct = evaluate_on(load_model(checkpoint), arrays, images=0, seed=0)
+    out = {"model": result["model"], **{n: result["by_subtype"][n] for n in RELATIONAL}}
+    return {**out, "relational": result["relational"], **majority_split(correct.numpy(), arrays)}
 
 
 def main() -> None:
@@ -52,7 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    arrays = scenes(args.images, args.seed)
+    arrays = fresh_arrays(images=args.images, seed=args.seed)
     subtype = soc.question_subtype(arrays["questions"]).reshape(-1)
     is_majority = majority_shape_of_others(arrays) == arrays["answers"].reshape(-1)
     free = position_free(arrays)
@@ -61,7 +51,7 @@ def main() -> None:
     print("|---|" + "---|" * (len(soc.SUBTYPE_NAMES) + 1))
     print("| position-free (best possible) | " + " | ".join(f"{100 * free[n]:.1f}" for n in soc.SUBTYPE_NAMES)
           + f" | {100 * free['relational']:.1f} |")
-    models = [{"checkpoint": c, **split_by_majority(c, arrays)} for c in args.checkpoint]
+    models = [{"checkpoint": c, **read_relations(c, arrays)} for c in args.checkpoint]
     if models:
         shares = {n: float(is_majority[subtype == SUBTYPES[n]].mean()) for n in ("closest", "furthest")}
         print(f"\nclosest / furthest questions whose answer is the majority shape of the other five: "
