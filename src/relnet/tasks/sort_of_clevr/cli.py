@@ -168,10 +168,13 @@ def train_objects(first, rule, out, *, resume: bool, progress: bool = True):
         stage = dataclasses.replace(first, train=dataclasses.replace(first.train, seed=first.train.seed + attempt))
         again = resume or attempt > len(failed)
         if check and attempt < tries - 1:  # to the check (a try resumed at or past it trains nothing more here)
-            paused = train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
-                           progress=progress, stop_after=rule.at_step)
+            train(SortOfClevrTask(stage), stage.train, folder, run_config=to_dict(stage), resume=again,
+                  progress=progress, stop_after=rule.at_step)
             again = True
-            row = _restart_row(paused.history, rule, stage.train.seed)
+            sync()  # rank 0 wrote the log
+            # from the rows on disk, as a later --resume reads them: the in-memory history may also time the
+            # checkpoint written at the stop, which made the two counts differ under load
+            row = _restart_row(_rows(folder), rule, stage.train.seed)
             if row["accuracy"] < rule.below:
                 restarts.append(row)
                 target = out / f"objects-failed-{attempt + 1}"
