@@ -21,17 +21,17 @@ import numpy as np
 import torch
 
 from relnet.tasks.sort_of_clevr import data as soc
-from relnet.tasks.sort_of_clevr.analysis import (RELATIONAL, SUBTYPES, majority_shape_of_others, majority_split,
-                                                  position_free)
+from relnet.tasks.sort_of_clevr.analysis import SUBTYPES, majority_shape_of_others, majority_split, position_free
 from relnet.tasks.sort_of_clevr.cli import evaluate_on
+from relnet.tasks.sort_of_clevr.report import relation_table
 from relnet.tasks.sort_of_clevr.task import fresh_arrays, load_model
 
 
-def read_relations(checkpoint: str, arrays: dict[str, np.ndarray]) -> dict[str, float]:
-    """A checkpoint's relational accuracy, with closest / furthest split by majority- and minority-shape answers."""
+def read_relations(checkpoint: str, arrays: dict[str, np.ndarray]) -> dict:
+    """A checkpoint's evaluation on ``arrays`` and its closest / furthest split by majority- and minority-shape
+    answers."""
     result, correct = evaluate_on(load_model(checkpoint), arrays, images=0, seed=0)
-    out = {"model": result["model"], **{n: result["by_subtype"][n] for n in RELATIONAL}}
-    return {**out, "relational": result["relational"], **majority_split(correct.numpy(), arrays)}
+    return {"metrics": result, "majority_split": majority_split(correct.numpy(), arrays)}
 
 
 def main() -> None:
@@ -51,20 +51,14 @@ def main() -> None:
     print("|---|" + "---|" * (len(soc.SUBTYPE_NAMES) + 1))
     print("| position-free (best possible) | " + " | ".join(f"{100 * free[n]:.1f}" for n in soc.SUBTYPE_NAMES)
           + f" | {100 * free['relational']:.1f} |")
-    models = [{"checkpoint": c, **read_relations(c, arrays)} for c in args.checkpoint]
+    models = {c: read_relations(c, arrays) for c in args.checkpoint}
     if models:
         shares = {n: float(is_majority[subtype == SUBTYPES[n]].mean()) for n in ("closest", "furthest")}
         print(f"\nclosest / furthest questions whose answer is the majority shape of the other five: "
               f"{100 * shares['closest']:.1f}% / {100 * shares['furthest']:.1f}%\n")
-        print("| checkpoint | closest (majority / minority answer) | furthest (majority / minority answer) | count "
-              "| relational |")
-        print("|---|---|---|---|---|")
-        for m in models:
-            cells = [f"{100 * m[n]:.1f} ({100 * m[n + '_majority']:.1f} / {100 * m[n + '_minority']:.1f})"
-                     for n in ("closest", "furthest")]
-            print(f"| `{m['checkpoint']}` ({m['model']}) | " + " | ".join(cells)
-                  + f" | {100 * m['count']:.1f} | {100 * m['relational']:.1f} |")
-    print("RESULT " + json.dumps({"images": args.images, "seed": args.seed, "position_free": free, "models": models}))
+        print(relation_table({f"`{c}` ({r['metrics']['model']})": r for c, r in models.items()}, free))
+    print("RESULT " + json.dumps({"images": args.images, "seed": args.seed, "position_free": free,
+                                 "models": {c: {**r["metrics"], **r["majority_split"]} for c, r in models.items()}}))
 
 
 if __name__ == "__main__":

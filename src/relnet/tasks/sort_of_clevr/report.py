@@ -110,16 +110,17 @@ def command_options(args: argparse.Namespace) -> str:
 
 def relation_table(results: dict, free: dict[str, float]) -> str:
     """Closest / furthest split by whether the answer is the majority shape of the other five objects, beside the
-    position-free reader (``relnet.tasks.sort_of_clevr.analysis``)."""
+    position-free reader (``relnet.tasks.sort_of_clevr.analysis``). ``results``: row label -> ``{"metrics": the
+    evaluation, "majority_split": analysis.majority_split}``."""
     def split(name: str, m: dict, s: dict) -> str:
         return f"{pct(m[name])} ({pct(s[name + '_majority'])} / {pct(s[name + '_minority'])})"
 
     reader = {"closest_majority": 1.0, "closest_minority": 0.0, "furthest_majority": 1.0, "furthest_minority": 0.0}
     rows = [["position-free reader (best possible)", split("closest", free, reader), split("furthest", free, reader),
              pct(free["count"]), pct(free["relational"])]]
-    for model, r in results.items():
+    for label, r in results.items():
         m = r["metrics"]
-        rows.append([NAMES[model], split("closest", m["by_subtype"], r["majority_split"]),
+        rows.append([label, split("closest", m["by_subtype"], r["majority_split"]),
                      split("furthest", m["by_subtype"], r["majority_split"]), pct(m["by_subtype"]["count"]),
                      pct(m["relational"])])
     return markdown_table(["reader", "closest (majority / minority answer)", "furthest (majority / minority answer)",
@@ -177,7 +178,7 @@ def render_report(results: dict, args: argparse.Namespace, curve_name: str, free
         "majority shape or the minority one shows which models read the relation: the position-free reader gets no "
         "minority answer right.",
         "",
-        relation_table(results, free),
+        relation_table({NAMES[m]: r for m, r in results.items()}, free),
         "",
         "## Published numbers for comparison",
         "",
