@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -301,6 +303,12 @@ CLI_CASES = {
     "inconsistent-model": ([*SOC, "--model.f_dims=8"], r"model config is inconsistent: dropout has 2 entries"),
     "eval-zero-images": (["eval", "sort-of-clevr", "--checkpoint", "{ck}", "--images", "0"], r"--images 0: must be at least 1"),
     "eval-images-not-int": (["eval", "sort-of-clevr", "--checkpoint", "{ck}", "--images", "ten"], r"invalid int value: 'ten'"),
+    "eval-data-and-images": (["eval", "sort-of-clevr", "--checkpoint", "{ck}", "--data", "d", "--images", "5"],
+                             r"--data evaluates a stored split: leave out --images and --seed"),
+    "eval-data-missing": (["eval", "sort-of-clevr", "--checkpoint", "{ck}", "--data", "no/such/dir"],
+                          r"no/such/dir: no train.npz"),
+    "data-kimhc-missing": (["data", "sort-of-clevr", "--from-kimhc", "no/such.pickle", "--out", "{ck}"],
+                           r"no/such.pickle: cannot read kimhc6028 pickle \(No such file or directory\)"),
 }
 
 
@@ -409,10 +417,132 @@ def test_showcase_bad_request(client, name):
     assert ok.status_code == 200 and ok.json()["answer"]
 
 
+# -- kimhc6028's Sort-of-CLEVR pickle and Sort-of-CLEVR data folders ----------------------------------------------
+
+
+def _kimhc_items(edit=None) -> bytes:
+    """A valid two-image pickle in kimhc6028's 2018 layout (drawn by the test writer), ``edit`` applied to it."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sort_of_clevr"))
+    import kimhc_format
+
+    rng, nrng = random.Random(0), np.random.RandomState(0)
+    items = [list(kimhc_format.item("2018", rng, nrng)[0]) for _ in range(2)]
+    if edit is not None:
+        edit(items)
+    return pickle.dumps((items, []))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+def _pixel(items, value):
+    items[1][0][3, 4] = value
+
+
+def _erase(items, bgr):
+    img = items[0][0]
+    img[(img == np.array(bgr) / 255).all(-1)] = 1.0
+
+
+def _blob(items):
+    items[0][0][:, :] = 1.0  # all white, then one 3 x 3 red blob and 5 proper objects
+    for c, (x, y) in enumerate([(10, 10), (30, 10), (50, 10), (10, 40), (30, 40), (50, 40)]):
+        size = 1 if c == 0 else 5
+        items[0][0][y - size:y + size + 1, x - size:x + size + 1] = np.array(
+            [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 156, 255), (128, 128, 128), (0, 255, 255)][c]) / 255
+
+
+KIMHC_CASES = {
+    "garbage": (lambda: b"\x00not a pickle", r"k.pickle: not a kimhc6028 Sort-of-CLEVR pickle"),
+    "truncated": (lambda: _kimhc_items()[:500], r"k.pickle: not a kimhc6028 Sort-of-CLEVR pickle"),
+    "foreign-class": (lambda: pickle.dumps(([_Evil()], [])), r"it refers to builtins.print"),
+    "not-a-pair": (lambda: pickle.dumps({"train": []}), r"expected a pair \(train list, test list\), got dict"),
+    "empty": (lambda: pickle.dumps(([], [])), r"both splits are empty"),
+    "item-layout": (lambda: _kimhc_items(lambda it: it[0].pop()), r"train item 0: expected \(img, relational"),
+    "mixed-layouts": (lambda: _kimhc_items(lambda it: it[1].insert(1, it[1][1])),
+                      r"train item 1: layout \(4, 18\) differs from the first item's \(3, 18\)"),
+    "image-shape": (lambda: _kimhc_items(lambda it: it[1].__setitem__(0, np.ones((64, 64, 3)))),
+                    r"train item 1: image has shape \(64, 64, 3\)"),
+    "image-values": (lambda: _kimhc_items(lambda it: it[0].__setitem__(0, it[0][0] * 0.999)),
+                     r"train item 0: image values are not 8-bit colours divided by 255"),
+    "question-bits": (lambda: _kimhc_items(lambda it: it[0][1][0][3].__setitem__(1, 1)),
+                      r"train item 0: each question needs one colour bit"),
+    "answers-count": (lambda: _kimhc_items(lambda it: it[0][2][1].pop()),
+                      r"train item 0: question block 1 has questions \(10, 18\) and answers \(9,\)"),
+    "answer-range": (lambda: _kimhc_items(lambda it: it[1][1][1].__setitem__(0, 12)),
+                     r"train answers must be class indices 0..9"),
+    "foreign-colour": (lambda: _kimhc_items(lambda it: _pixel(it, 10 / 255)),
+                       r"train image 1: pixel \(row 3, column 4\) is neither white nor one of the 6 colours"),
+    "missing-colour": (lambda: _kimhc_items(lambda it: _erase(it, (0, 255, 255))), r"train image 0: no yellow object"),
+    "odd-shape": (lambda: _kimhc_items(_blob), r"train image 0: the red pixels are not a 5 px square or circle"),
+}
+
+
+@pytest.mark.parametrize("name", list(KIMHC_CASES))
+def test_kimhc_pickle_bad_via_data_cli(tmp_path, capsys, name):
+    make, match = KIMHC_CASES[name]
+    path = tmp_path / "k.pickle"
+    path.write_bytes(make())
+    expect_cli_error(["data", "sort-of-clevr", "--from-kimhc", str(path), "--out", str(tmp_path / "data")], match,
+                     tmp_path, capsys)
+
+
+def _folder(tmp_path: Path, edit=None) -> Path:
+    from relnet.tasks.sort_of_clevr import data as soc
+
+    params = soc.SortOfClevrParams(train_images=2, test_images=1)
+    folder = soc.write_folder(tmp_path / "folder", {s: soc.generate_split(params, s) for s in soc.SPLITS}, {})
+    if edit is not None:
+        edit(folder)
+    return folder
+
+
+def _npz_edit(fn):
+    def edit(folder: Path) -> None:
+        with np.load(folder / "test.npz") as z:
+            arrays = dict(z)
+        fn(arrays)
+        np.savez(folder / "test.npz", **arrays)
+
+    return edit
+
+
+FOLDER_CASES = {
+    "no-train": (lambda f: (f / "train.npz").unlink(), r"folder: no train.npz"),
+    "garbage": (lambda f: (f / "test.npz").write_bytes(b"junk"), r"test.npz: unreadable Sort-of-CLEVR split"),
+    "missing-field": (_npz_edit(lambda a: a.pop("centres")), r"test.npz: not a Sort-of-CLEVR split: no field 'centres'"),
+    "answers-shape": (_npz_edit(lambda a: a.__setitem__("answers", a["answers"][:, :5])),
+                      r"test.npz: field 'answers' has shape \(1, 5\), expected \(1, 20\)"),
+    "answer-range": (_npz_edit(lambda a: a.__setitem__("answers", a["answers"] + 10)),
+                     r"test.npz: field 'answers' must hold class indices 0..9"),
+    "question-bits": (_npz_edit(lambda a: a["questions"].__setitem__((0, 0, 1), 1)),
+                      r"test.npz: field 'questions': each question needs one colour bit"),
+    "images-dtype": (_npz_edit(lambda a: a.__setitem__("images", a["images"].astype(np.float32))),
+                     r"test.npz: field 'images' must be square uint8 RGB"),
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDER_CASES))
+def test_data_folder_bad_via_eval_cli(tmp_path, capsys, name):
+    ck = tiny_soc_checkpoint(tmp_path / "ck")
+    folder = _folder(tmp_path)
+    assert main(["eval", "sort-of-clevr", "--checkpoint", str(ck), "--data", str(folder), "--json"]) == 0
+    capsys.readouterr()
+    edit, match = FOLDER_CASES[name]
+    edit(folder)
+    expect_cli_error(["eval", "sort-of-clevr", "--checkpoint", str(ck), "--data", str(folder)], match, tmp_path,
+                     capsys)
+
+
 # -- the count the README quotes -------------------------------------------------------------------------------------
 
 CASE_COUNT = (len(BABI_CASES) + len(BABI_FILE_CASES) + 1 + len(CLEVR_CASES) + len(CHECKPOINT_CASES) + 1
-              + len(CLI_CASES) + 1 + 4 + len(HTTP_CASES))
+              + len(CLI_CASES) + 1 + 4 + len(HTTP_CASES) + len(KIMHC_CASES) + len(FOLDER_CASES))
 
 
 def test_case_count():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data
@@ -17,7 +18,10 @@ def add_commands(verbs: dict) -> None:
         "sort-of-clevr",
         help="generate the Sort-of-CLEVR data set (cached; seconds)",
         description="Generate Sort-of-CLEVR images, questions and answers into "
-        "<out>/sort_of_clevr/<version>-<hash>/{train,test}.npz (reused when present).",
+        "<out>/sort_of_clevr/<version>-<hash>/{train,test}.npz (reused when present). With --from-kimhc, convert "
+        "kimhc6028/relational-networks' data/sort-of-clevr.pickle instead, into <out>/sort_of_clevr/kimhc-<sha>-<labels>/ "
+        "(its images, its questions without the ternary ones, scenes recovered from the pixels), for "
+        "`relnet eval sort-of-clevr --data DIR` and `relnet train sort-of-clevr --data.folder=DIR`.",
     )
     p.add_argument("--out", default=None, help="cache root (default: $RELNET_DATA or ./data)")
     p.add_argument("--train-images", type=int, default=defaults.train_images,
@@ -25,11 +29,18 @@ def add_commands(verbs: dict) -> None:
     p.add_argument("--test-images", type=int, default=defaults.test_images, help="test images (default: %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="base seed, >= 0 (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="regenerate even if the cache exists")
+    p.add_argument("--from-kimhc", default=None, metavar="PICKLE",
+                   help="convert kimhc6028's sort-of-clevr.pickle instead of generating")
+    p.add_argument("--labels", choices=("fixed", "theirs"), default="fixed",
+                   help="with --from-kimhc: relnet's answers recomputed from the scenes (default), or kimhc's labels "
+                   "as they are (its 'closest' answers the queried object itself when all others are > 31.6 px away)")
     p.set_defaults(func=run_data)
     add_training_commands(verbs)
 
 
 def run_data(args: argparse.Namespace) -> int:
+    if args.from_kimhc:
+        return run_kimhc(args)
     params = data.SortOfClevrParams(train_images=args.train_images, test_images=args.test_images, seed=args.seed)
     start = time.perf_counter()
     splits = data.load_or_generate(params, root=args.out, force=args.force, progress=True)
@@ -39,6 +50,27 @@ def run_data(args: argparse.Namespace) -> int:
         n, q = arrays["questions"].shape[:2]
         print(f"{split}: {n} images, {n * q} questions")
     print(f"time: {elapsed:.2f} s")
+    return 0
+
+
+def run_kimhc(args: argparse.Namespace) -> int:
+    from relnet.tasks.sort_of_clevr import kimhc
+
+    start = time.perf_counter()
+    splits, summary = kimhc.convert(args.from_kimhc, labels=args.labels)
+    folder = data.default_root() if args.out is None else args.out
+    folder = data.write_folder(Path(folder) / "sort_of_clevr" / kimhc.folder_name(summary), splits, summary)
+    print(folder)
+    print(f"kimhc6028 pickle, {summary['layout']} layout, labels: {args.labels}")
+    for split, s in summary["splits"].items():
+        changed = sum(s["changed"].values())
+        by = ", ".join(f"{k} {v}" for k, v in s["changed"].items() if v) or "none"
+        print(f"{split}: {s['images']} images, {s['questions']} questions ({s['ternary_dropped']} ternary left out); "
+              f"kimhc's label differs from relnet's in {changed} ({by}), {s['explained']} of them its 999 "
+              f"self-distance in 'closest'")
+        if s["ambiguous_objects"]:
+            print(f"  {s['ambiguous_objects']} objects fit more than one stamp (hidden under later ones)")
+    print(f"time: {time.perf_counter() - start:.2f} s")
     return 0
 
 
@@ -62,11 +94,15 @@ def add_training_commands(verbs: dict) -> None:
 
     p = verbs["eval"].add_parser(
         "sort-of-clevr", help="evaluate a checkpoint on freshly generated Sort-of-CLEVR images",
-        description="Generate K fresh test images with seed S and print accuracy overall, relational, "
-        "non-relational and per subtype.")
+        description="Generate K fresh test images with seed S (or read a split of a data folder with --data) and "
+        "print accuracy overall, relational, non-relational and per subtype.")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
-    p.add_argument("--seed", type=int, default=EVAL_SEED)
-    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=None, help=f"stream of the fresh images (default: {EVAL_SEED})")
+    p.add_argument("--images", type=int, default=None, help="how many fresh images (default: 1000)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="evaluate on DIR/<split>.npz instead (a cache folder or `relnet data sort-of-clevr "
+                   "--from-kimhc` output)")
+    p.add_argument("--split", choices=data.SPLITS, default="test", help="with --data (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the default output is a table)")
     p.set_defaults(func=run_eval)
 
@@ -237,15 +273,36 @@ def evaluate_on(loaded, arrays: dict, *, images: int, seed: int):
              **metrics(correct, examples.subtypes)}, correct)
 
 
+def evaluate_folder(path, folder, *, split: str) -> dict:
+    """A checkpoint's result on ``<folder>/<split>.npz`` (see ``data.load_folder``)."""
+    from relnet.tasks.sort_of_clevr.task import load_model
+
+    loaded = load_model(path)
+    arrays = data.load_folder(folder)[split]
+    if len(arrays["images"]) == 0:
+        raise UserError(f"--data {folder}: the {split} split has no images")
+    result = evaluate_on(loaded, arrays, images=len(arrays["images"]), seed=None)[0]
+    result.pop("seed")
+    return {**result, "data": str(folder), "split": split}
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import json
 
-    result = evaluate_checkpoint(args.checkpoint, images=args.images, seed=args.seed)
+    if args.data is not None:
+        if args.images is not None or args.seed is not None:
+            raise UserError("--data evaluates a stored split: leave out --images and --seed")
+        result = evaluate_folder(args.checkpoint, args.data, split=args.split)
+        source = f"the {args.split} split of {args.data} ({result['images']} images)"
+    else:
+        images = 1000 if args.images is None else args.images
+        seed = EVAL_SEED if args.seed is None else args.seed
+        result = evaluate_checkpoint(args.checkpoint, images=images, seed=seed)
+        source = f"{images} fresh images (seed {seed})"
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.checkpoint} ({result['model']}): {result['n']} questions on {args.images} fresh images "
-              f"(seed {args.seed})")
+        print(f"{args.checkpoint} ({result['model']}): {result['n']} questions on {source}")
         print(f"accuracy {result['accuracy']:.4f}  relational {result['relational']:.4f}  "
               f"non-relational {result['non_relational']:.4f}")
         for k, v in result["by_subtype"].items():

@@ -378,12 +378,73 @@ def cache_dir(params: SortOfClevrParams, root: str | os.PathLike | None = None) 
     return Path(root if root is not None else default_root()) / "sort_of_clevr" / f"{VERSION}-{params.key()}"
 
 
-def _load_npz(path: Path, expected: int, params: SortOfClevrParams) -> dict[str, np.ndarray]:
+FIELDS = ("images", "questions", "answers", "centres", "shapes")
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """One split file in the storage schema above, checked field by field; UserError naming the file and field."""
+    path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in ("images", "questions", "answers", "centres", "shapes")}
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: unreadable Sort-of-CLEVR cache ({e}); delete it or rerun with --force") from e
+            missing = [name for name in FIELDS if name not in z.files]
+            if missing:
+                raise UserError(f"{path}: not a Sort-of-CLEVR split: no field {missing[0]!r}")
+            arrays = {name: z[name] for name in FIELDS}
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path}: unreadable Sort-of-CLEVR split ({e})") from None
+    images, questions = arrays["images"], arrays["questions"]
+    n = len(images)
+    expected = {"images": (n, *images.shape[1:3], 3), "questions": (n, *questions.shape[1:2], QUESTION_DIM),
+                "answers": (n, *questions.shape[1:2]), "centres": (n, NUM_OBJECTS, 2), "shapes": (n, NUM_OBJECTS)}
+    for name, shape in expected.items():
+        if arrays[name].ndim != len(shape) or arrays[name].shape != shape:
+            raise UserError(f"{path}: field {name!r} has shape {arrays[name].shape}, expected {shape} "
+                            f"({n} images, {questions.shape[1:2] or '?'} questions each)")
+    if images.dtype != np.uint8 or images.shape[1] != images.shape[2]:
+        raise UserError(f"{path}: field 'images' must be square uint8 RGB, got {images.dtype} {images.shape}")
+    try:
+        _decode(questions)
+    except ValueError as e:
+        raise UserError(f"{path}: field 'questions': {e}") from None
+    if arrays["answers"].size and not (0 <= arrays["answers"].min() and arrays["answers"].max() < NUM_ANSWERS):
+        raise UserError(f"{path}: field 'answers' must hold class indices 0..{NUM_ANSWERS - 1}")
+    return arrays
+
+
+def load_folder(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """``{"train": arrays, "test": arrays}`` from ``<folder>/{train,test}.npz`` in the storage schema: a cache folder,
+    or the one ``relnet data sort-of-clevr --from-kimhc`` writes. A missing test file gives an empty test split."""
+    folder = Path(folder)
+    if not (folder / "train.npz").is_file():
+        raise UserError(f"{folder}: no train.npz (a Sort-of-CLEVR data folder holds train.npz and test.npz)")
+    out = {"train": read_npz(folder / "train.npz")}
+    if len(out["train"]["images"]) == 0:
+        raise UserError(f"{folder / 'train.npz'}: no images")
+    test = folder / "test.npz"
+    out["test"] = read_npz(test) if test.is_file() else {k: v[:0] for k, v in out["train"].items()}
+    if out["train"]["images"].shape[1:] != out["test"]["images"].shape[1:]:
+        raise UserError(f"{folder}: train and test images differ in size")
+    return out
+
+
+def write_folder(folder: str | os.PathLike, splits: dict[str, dict[str, np.ndarray]], meta: dict) -> Path:
+    """Write ``splits`` as ``<folder>/{train,test}.npz`` (compressed, atomically) and ``meta`` as ``source.json``."""
+    from relnet.checkpoint import write_atomic  # here: writing data needs no torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, arrays in splits.items():
+        write_atomic(folder / f"{split}.npz", lambda f, a=arrays: np.savez_compressed(f, **{k: a[k] for k in FIELDS}))
+    text = json.dumps(meta, indent=2) + "\n"
+    write_atomic(folder / "source.json", lambda f: f.write(text.encode()))
+    return folder
+
+
+def _load_npz(path: Path, expected: int, params: SortOfClevrParams) -> dict[str, np.ndarray]:
+    try:
+        arrays = read_npz(path)
+    except UserError as e:
+        raise UserError(f"{e}; delete it or rerun with --force") from None
     s, q = params.image_size, 2 * params.questions_per_family
     if arrays["images"].shape != (expected, s, s, 3) or arrays["questions"].shape != (expected, q, QUESTION_DIM):
         raise UserError(f"{path}: images/questions have shapes {arrays['images'].shape}/{arrays['questions'].shape}, "

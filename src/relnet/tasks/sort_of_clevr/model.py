@@ -101,6 +101,9 @@ class DataConfig:
     test_images: int = 200
     seed: int = 1
     root: str = ""  # cache root; "" = $RELNET_DATA or ./data
+    # a folder of train.npz + test.npz to train on instead of generated images (e.g. kimhc6028's pickle converted by
+    # `relnet data sort-of-clevr --from-kimhc`); train_images, test_images and seed are then unused
+    folder: str = ""
 
 
 @dataclass

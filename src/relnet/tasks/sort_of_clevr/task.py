@@ -121,11 +121,13 @@ class SortOfClevrTask:
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
-        params = self.params()
-        splits = soc.load_or_generate(params, root=cfg.data.root or None, progress=True)
+        if cfg.data.folder:
+            splits = soc.load_folder(cfg.data.folder)
+        else:
+            splits = soc.load_or_generate(self.params(), root=cfg.data.root or None, progress=True)
         state = cfg.model.kind == "rn-state"
         self.train_set = Examples(splits["train"], state=state)
-        self.test_set = Examples(splits["test"], state=state) if params.test_images > 0 else None
+        self.test_set = Examples(splits["test"], state=state) if len(splits["test"]["images"]) else None
 
     def params(self) -> soc.SortOfClevrParams:
         d = self.cfg.data
