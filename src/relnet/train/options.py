@@ -11,6 +11,17 @@ from relnet.errors import UserError
 from relnet.nn.mlp import NORMS
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse names the option in its error)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
 def add_run_options(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
     """``--resume``, ``--show-config``, ``--quiet``, and ``--section.key=value`` overrides handled by ``func``."""
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint exactly")

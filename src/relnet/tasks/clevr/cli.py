@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from relnet.errors import UserError
-from relnet.train.options import add_run_options, print_summary, show_config
+from relnet.train.options import add_run_options, positive_int, print_summary, show_config
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,17 +33,6 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"--size {text!r}: width and height must be in 8..4096")
     return w, h
 
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
-
-
 def add_commands(verbs: dict) -> None:
     p = verbs["data"].add_parser(
         "clevr",
@@ -52,11 +41,11 @@ def add_commands(verbs: dict) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--scenes", type=_positive, metavar="N", help="sample N new scenes")
+    src.add_argument("--scenes", type=positive_int, metavar="N", help="sample N new scenes")
     src.add_argument("--from-scenes", type=Path, metavar="SCENES.json", help="use an existing official scenes file")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="root of the official layout to write")
     p.add_argument("--seed", type=int, default=0, help="seed for scenes and questions (default 0)")
-    p.add_argument("--questions-per-scene", type=_positive, default=10, metavar="K", help="default 10")
+    p.add_argument("--questions-per-scene", type=positive_int, default=10, metavar="K", help="default 10")
     p.add_argument("--split", default=None, help="split name (default train, or the scenes file's split)")
     p.add_argument("--size", type=_size, default=(480, 320), metavar="WxH", help="image size, 480x320 or 128")
     p.add_argument("--no-images", action="store_true", help="write questions and scenes only")
@@ -176,9 +165,9 @@ def add_training_commands(verbs: dict) -> None:
     p.add_argument("--models", default="rn,mlp,lstm,qtype", help="comma-separated (default: rn,mlp,lstm,qtype)")
     p.add_argument("--data", default="data/clevr_generated", metavar="DIR",
                    help="dataset folder, generated if its files are missing (default: %(default)s)")
-    p.add_argument("--train-scenes", type=_positive, default=10_000)
-    p.add_argument("--val-scenes", type=_positive, default=1_000)
-    p.add_argument("--questions-per-scene", type=_positive, default=10)
+    p.add_argument("--train-scenes", type=positive_int, default=10_000)
+    p.add_argument("--val-scenes", type=positive_int, default=1_000)
+    p.add_argument("--questions-per-scene", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0, help="data seed: train uses seed, val seed + 1")
     p.add_argument("--runs", default="runs/clevr", help="folder for the training runs")
     p.add_argument("--report", default=None, help="default: reports/clevr.md (state), reports/clevr_pixels.md")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data
-from relnet.train.options import add_run_options, print_summary, show_config
+from relnet.train.options import add_run_options, positive_int, print_summary, show_config
 
 
 def add_commands(verbs: dict) -> None:
@@ -98,7 +98,7 @@ def add_training_commands(verbs: dict) -> None:
         "print accuracy overall, relational, non-relational and per subtype.")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--seed", type=int, default=None, help=f"stream of the fresh images (default: {EVAL_SEED})")
-    p.add_argument("--images", type=int, default=None, help="how many fresh images (default: 1000)")
+    p.add_argument("--images", type=positive_int, default=None, help="how many fresh images (default: 1000)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="evaluate on DIR/<split>.npz instead (a cache folder or `relnet data sort-of-clevr "
                    "--from-kimhc` output)")
@@ -117,7 +117,7 @@ def add_training_commands(verbs: dict) -> None:
     p.add_argument("--models", default="rn,mlp", help="comma-separated models to train (default: %(default)s)")
     p.add_argument("--runs", default=DEFAULT_RUNS, help="folder for the training runs")
     p.add_argument("--report", default=DEFAULT_REPORT)
-    p.add_argument("--eval-images", type=int, default=1000)
+    p.add_argument("--eval-images", type=positive_int, default=1000)
     p.add_argument("--eval-seed", type=int, default=EVAL_SEED)
     p.add_argument("--resume", action="store_true", help="resume unfinished runs")
     p.add_argument("--ship", action="store_true", help="also copy the trained models to checkpoints/sort_of_clevr/")

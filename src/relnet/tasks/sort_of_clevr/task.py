@@ -203,7 +203,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 def fresh_arrays(*, images: int, seed: int) -> dict[str, np.ndarray]:
     """``images`` newly generated test images (stream ``seed``), never cached, as ``generate_split`` returns them."""
     if images < 1:
-        raise UserError(f"--images {images}: must be at least 1")
+        raise UserError(f"images={images}: at least 1 fresh image is needed")
     return soc.generate_split(soc.SortOfClevrParams(train_images=1, test_images=images, seed=seed), "test")
 
 
