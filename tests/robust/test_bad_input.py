@@ -524,6 +524,8 @@ FOLDER_CASES = {
                      r"test.npz: field 'answers' must hold class indices 0..9"),
     "question-bits": (_npz_edit(lambda a: a["questions"].__setitem__((0, 0, 1), 1)),
                       r"test.npz: field 'questions': each question needs one colour bit"),
+    "images-size": (_npz_edit(lambda a: a.__setitem__("images", a["images"][:, :64, :64])),
+                    r"test.npz: images are 64 px; relnet's Sort-of-CLEVR models read 75 x 75"),
     "images-dtype": (_npz_edit(lambda a: a.__setitem__("images", a["images"].astype(np.float32))),
                      r"test.npz: field 'images' must be square uint8 RGB"),
 }

@@ -422,8 +422,11 @@ def load_folder(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
         raise UserError(f"{folder / 'train.npz'}: no images")
     test = folder / "test.npz"
     out["test"] = read_npz(test) if test.is_file() else {k: v[:0] for k, v in out["train"].items()}
-    if out["train"]["images"].shape[1:] != out["test"]["images"].shape[1:]:
-        raise UserError(f"{folder}: train and test images differ in size")
+    size = SortOfClevrParams().image_size
+    for split, arrays in out.items():
+        if arrays["images"].shape[1:3] != (size, size):
+            raise UserError(f"{folder / (split + '.npz')}: images are {arrays['images'].shape[1]} px; relnet's "
+                            f"Sort-of-CLEVR models read {size} x {size}")
     return out
 
 
