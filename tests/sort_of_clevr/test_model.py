@@ -393,7 +393,7 @@ def test_cli_reproduce_override_for_a_model_not_reproduced_is_an_error(tmp_path,
 
 @pytest.mark.parametrize("args,match", [
     (["--checkpoint", "/nonexistent/ckpt"], "does not exist"),
-    (["--checkpoint", ".", "--images", "0"], "config.json is missing"),
+    (["--checkpoint", ".", "--images", "1"], "config.json is missing"),
 ])
 def test_eval_bad_input_is_one_line(args, match, capsys):
     assert main(["eval", "sort-of-clevr", *args]) == 2
