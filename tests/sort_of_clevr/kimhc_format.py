@@ -2,7 +2,7 @@
 (anchors.md section 1.2), written here independently of relnet's generator and reader.
 
 Objects are drawn as OpenCV draws them: ``cv2.rectangle(img, c - 5, c + 5, colour, -1)`` fills the 11 x 11 box and
-``cv2.circle(img, c, 5, colour, -1)`` the 81 pixels with dx^2 + dy^2 <= 25 (checked against OpenCV 4 by hand; no
+``cv2.circle(img, c, 5, colour, -1)`` the 81 pixels with dx^2 + dy^2 <= 25 (checked against OpenCV 5.1 by hand; no
 OpenCV here). Colours are BGR; the image is float64 / 255; labels follow kimhc's rules, the 999 self-distance of
 "closest" included.
 """

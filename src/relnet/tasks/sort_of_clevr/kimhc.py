@@ -15,7 +15,9 @@ a list with one item per image. Its history has three item layouts; all are read
 **Scenes from pixels.** OpenCV's filled rectangle (centre +- 5) and radius-5 circle are pixel for pixel relnet's
 square and circle stamps, and objects are drawn in colour order. So each object's centre and shape are recovered
 exactly: the one stamp that holds every pixel of its colour and whose other pixels are all painted by later colours
-(drawn over it). The recovered scenes must redraw every image exactly (:func:`recover_scenes` checks it).
+(drawn over it). The recovered scenes must redraw every image exactly (:func:`recover_scenes` checks it). The stamps
+were compared with OpenCV 5.1; an OpenCV that drew them otherwise would make the recovery fail with an error naming
+the image, never give a wrong scene silently.
 
 **Labels.** From the scene, relnet recomputes every answer by its rules (``data.answer_questions``). They differ from
 kimhc's only in "closest" questions whose queried object is more than sqrt(999) px from every other: kimhc puts 999
