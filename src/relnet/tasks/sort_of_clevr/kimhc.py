@@ -148,8 +148,9 @@ def _split(items: list, name: str, path: Path, layout: tuple[int, int]) -> tuple
     questions, answers, ternary = [], [], 0
     for i, item in enumerate(items):
         where = f"{path}: {name} item {i}"
-        if _layout(item, where) != layout:
-            raise UserError(f"{where}: layout {_layout(item, where)} differs from the first item's {layout}")
+        found = _layout(item, where)
+        if found != layout:
+            raise UserError(f"{where}: layout {found} differs from the first item's {layout}")
         img = np.asarray(item[0])
         if img.shape != (75, 75, 3) or not np.issubdtype(img.dtype, np.number):
             raise UserError(f"{where}: image has shape {img.shape} and dtype {img.dtype}, expected (75, 75, 3) numbers")
@@ -181,8 +182,9 @@ def _split(items: list, name: str, path: Path, layout: tuple[int, int]) -> tuple
 def colour_map(images: np.ndarray) -> np.ndarray:
     """Each pixel's object colour: ``(N, S, S, 3)`` uint8 RGB -> ``(N, S, S)`` int8, -1 white, 0..5 ``COLORS``,
     -2 any other value."""
-    codes = images.astype(np.int32) @ np.array([65536, 256, 1], np.int32)  # (N, S, S)
-    palette = np.concatenate([[0xFFFFFF], soc.COLORS.astype(np.int32) @ np.array([65536, 256, 1], np.int32)])
+    weights = np.array([65536, 256, 1], np.int32)  # one int per RGB triple
+    codes = images.astype(np.int32) @ weights  # (N, S, S)
+    palette = np.concatenate([[0xFFFFFF], soc.COLORS.astype(np.int32) @ weights])
     order = np.argsort(palette)
     pos = np.clip(np.searchsorted(palette[order], codes), 0, len(palette) - 1)
     found = palette[order][pos] == codes
@@ -232,9 +234,10 @@ def recover_scenes(images: np.ndarray, *, where: str = "images") -> tuple[np.nda
     return centres, shapes, ambiguous
 
 
-def kimhc_answers(centres: np.ndarray, shapes: np.ndarray, questions: np.ndarray) -> np.ndarray:
-    """What kimhc6028's generator answers: relnet's answers, except "closest" with the self-distance set to 999."""
-    answers = soc.answer_questions(centres, shapes, questions)
+def kimhc_answers(centres: np.ndarray, shapes: np.ndarray, questions: np.ndarray,
+                  answers: np.ndarray) -> np.ndarray:
+    """What kimhc6028's generator answers: relnet's ``answers`` (``data.answer_questions`` of the same scenes and
+    questions), except "closest" with the self-distance set to 999."""
     colour, subtype = soc.question_color(questions), soc.question_subtype(questions)  # (N, Q)
     d2 = ((centres[:, :, None, :] - centres[:, None, :, :]) ** 2).sum(-1)  # (N, 6, 6)
     d2[:, np.arange(soc.NUM_OBJECTS), np.arange(soc.NUM_OBJECTS)] = _SELF_DISTANCE
@@ -270,9 +273,9 @@ def convert(path: str | os.PathLike, *, labels: str = "fixed") -> tuple[dict[str
         arrays, ternary = _split(items, name, path, layout)
         centres, shapes, ambiguous = recover_scenes(arrays["images"], where=f"{path}: {name} image")
         theirs, q = arrays["answers"], arrays["questions"]
-        ours = soc.answer_questions(centres, shapes, q) if len(q) else theirs
-        rule = kimhc_answers(centres, shapes, q) if len(q) else theirs
-        sub = soc.question_subtype(q) if len(q) else theirs
+        ours = soc.answer_questions(centres, shapes, q)
+        rule = kimhc_answers(centres, shapes, q, ours)
+        sub = soc.question_subtype(q)
         diff = ours != theirs
         summary["splits"][name] = {
             "images": len(items), "questions": int(theirs.size), "ternary_dropped": ternary,
