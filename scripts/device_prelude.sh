@@ -12,19 +12,21 @@ $PY -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cu
 soc_data() { $PY -m relnet data sort-of-clevr > "$OUT/data.log" 2>&1; }
 # launch_variants CMD ARG...: for each line "name override override ..." of $VARIANTS, run
 # `CMD ARG... --out $OUT/runs/NAME override...` in the background under `timeout $LIMIT` (OMP_NUM_THREADS=$THREADS,
-# default 2; output in $OUT/runs/NAME.log), then wait for all of them. Sets the array `names`.
+# default 2; output in $OUT/runs/NAME.log), then wait for those runs (not for other background jobs, such as a test
+# suite running beside them). Sets the array `names`.
 launch_variants() {
   mkdir -p "$OUT/runs"
   names=()
-  local name overrides
+  local name overrides pids=()
   while read -r name overrides; do
     [ -z "$name" ] && continue
     names+=("$name")
     # shellcheck disable=SC2086  # the overrides are meant to split into words
     OMP_NUM_THREADS=${THREADS:-2} timeout "$LIMIT" "$@" --out "$OUT/runs/$name" $overrides \
       > "$OUT/runs/$name.log" 2>&1 &
+    pids+=($!)
   done <<< "$VARIANTS"
-  wait
+  wait "${pids[@]}"
 }
 # collect_runs: after launch_variants, copy each run's metrics.jsonl to $OUT/runs/NAME.jsonl and pack every run's
 # last checkpoint (weights and configs only) into one $OUT/checkpoints.tgz (NAME/checkpoint/..., NAME/config.json):
