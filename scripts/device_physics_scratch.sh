@@ -70,7 +70,7 @@ echo "training done at $(( $(date +%s) - start )) s"
 collect_runs
 [ -n "${pytest_pid:-}" ] && { wait "$pytest_pid"; tail -2 "$OUT/pytest.log"; }
 (cd "$OUT" && tar czf logs.tgz env.txt data.log $(ls pytest.log 2>/dev/null) probe/runs/*.log runs/*.log runs/*.jsonl \
-  && rm -rf runs probe)
+  && rm -rf runs probe data.log)
 for n in "${names[@]}"; do
   echo "== $n"
   tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json

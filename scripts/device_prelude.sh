@@ -30,7 +30,9 @@ launch_variants() {
 }
 # collect_runs: after launch_variants, copy each run's metrics.jsonl to $OUT/runs/NAME.jsonl and pack every run's
 # last checkpoint (weights and configs only) into one $OUT/checkpoints.tgz (NAME/checkpoint/..., NAME/config.json):
-# the device returns a limited number of files, so not one archive per run.
+# the device returns a limited number of files, so not one archive per run. It also returns no file over 16 MiB (four
+# physics runs' weights made 17+ MiB and were lost once), so a larger archive comes back as checkpoints.tgz.partNN of
+# 15 MiB each: `cat checkpoints.tgz.part* > checkpoints.tgz` joins them.
 collect_runs() {
   local n ckpts=()
   for n in "${names[@]}"; do
@@ -39,5 +41,8 @@ collect_runs() {
       ckpts+=("$n/checkpoint/config.json" "$n/checkpoint/model.safetensors" "$n/config.json")
   done
   [ ${#ckpts[@]} -gt 0 ] && tar czf "$OUT/checkpoints.tgz" -C "$OUT/runs" "${ckpts[@]}"
+  if [ -f "$OUT/checkpoints.tgz" ] && [ "$(stat -c %s "$OUT/checkpoints.tgz")" -gt $(( 15 * 1024 * 1024 )) ]; then
+    split -b 15M -d "$OUT/checkpoints.tgz" "$OUT/checkpoints.tgz.part" && rm "$OUT/checkpoints.tgz"
+  fi
   return 0
 }
