@@ -6,12 +6,15 @@
 # scenes (simulator seed 0), Adam with WARMUP warm-up steps and a cosine; each line of VARIANTS is
 # "name override ...". The step count is not fixed in advance: all runs first train PROBE steps side by side, and
 # each run's measured seconds per step (steps 100 to PROBE) sets its own step count so that training ends BUDGET
-# seconds after the script started. The runs' checkpoints come back in checkpoints.tgz and are scored on fresh
-# scenes on the CPU afterwards (`relnet eval physics --checkpoint ...`), not here. Beside the runs (PYTEST=1, the
+# seconds after the script started. Each run's last checkpoint is then scored on TEST fresh scenes of streams 2026
+# and 7 on the machine's CPU cores (`relnet eval physics`, single view; TEST=0 skips it; about 30 s for 4,000), so the
+# figures arrive even if the weights cannot; they come back in checkpoints.tgz (split in 15 MiB parts when larger,
+# see collect_runs) to be scored again here. Beside the runs (PYTEST=1, the
 # default), the test suite runs once on the GPU machine (pytest.log in logs.tgz); it starts before the probe, so the
 # probe's timing already carries its load.
-# Usage (repo root): OUT=/tmp/out BUDGET=470 bash scripts/device_physics_scratch.sh
-BUDGET=${BUDGET:-470}
+# Usage (repo root): OUT=/tmp/out BUDGET=460 bash scripts/device_physics_scratch.sh   (ends ~BUDGET + 60 s)
+BUDGET=${BUDGET:-460}
+TEST=${TEST:-4000}
 SCENES=${SCENES:-600000}
 PROBE=${PROBE:-200}
 WARMUP=${WARMUP:-500}
@@ -67,14 +70,32 @@ for n in "${names[@]}"; do
 done
 wait "${pids[@]}"
 echo "training done at $(( $(date +%s) - start )) s"
+if [ "$TEST" -gt 0 ]; then
+  pids=()
+  for n in "${names[@]}"; do
+    for seed in 2026 7; do
+      RELNET_DEVICE=cpu OMP_NUM_THREADS=2 timeout 120 $PY -m relnet eval physics --task connections --json \
+        --checkpoint "$OUT/runs/$n/checkpoint" --scenes "$TEST" --seed $seed > "$OUT/runs/$n.eval$seed.json" \
+        2> "$OUT/runs/$n.eval$seed.err" &
+      pids+=($!)
+    done
+  done
+  wait "${pids[@]}"
+  echo "evaluation done at $(( $(date +%s) - start )) s"
+fi
 collect_runs
 [ -n "${pytest_pid:-}" ] && { wait "$pytest_pid"; tail -2 "$OUT/pytest.log"; }
 (cd "$OUT" && tar czf logs.tgz env.txt data.log $(ls pytest.log 2>/dev/null) probe/runs/*.log runs/*.log runs/*.jsonl \
-  && rm -rf runs probe data.log)
+  $(cd "$OUT" && ls runs/*.eval*.json runs/*.eval*.err 2>/dev/null) && rm -rf runs probe data.log)
 for n in "${names[@]}"; do
   echo "== $n"
   tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
 rows = [json.loads(line) for line in sys.stdin]
 print('val ' + ' '.join(f\"{d['step']}:{d['scene_accuracy']:.4f}\" for d in rows))"
+  for seed in 2026 7; do
+    tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.json" 2>/dev/null | $PY -c "import sys, json
+d = json.load(sys.stdin); print(f\"fresh seed $seed: scenes right {d['scene_accuracy']:.4f} pairs {d['pair_accuracy']:.5f}\")" \
+      2>/dev/null || echo "fresh seed $seed: no result"
+  done
 done
 echo "total: $(( $(date +%s) - start )) s"
