@@ -126,6 +126,18 @@ def test_data_cli_writes_a_folder_that_eval_and_train_read(tmp_path, capsys):
     assert source["splits"]["test"]["images"] == 10 and source["labels"] == "fixed"
     loaded = soc.load_folder(folder)
     assert loaded["train"]["questions"].shape == (40, 20, 11)
+    # one split reads one file: a damaged train.npz does not stop reading the test split
+    test_only = tmp_path / "test_only"
+    test_only.mkdir()
+    (test_only / "train.npz").write_bytes(b"not read")
+    (test_only / "test.npz").write_bytes((folder / "test.npz").read_bytes())
+    assert list(soc.load_folder(test_only, splits=("test",))) == ["test"]
+    with pytest.raises(Exception, match=r"train.npz: unreadable Sort-of-CLEVR split"):
+        soc.load_folder(test_only)
+    (test_only / "train.npz").write_bytes((folder / "train.npz").read_bytes())
+    (test_only / "test.npz").unlink()  # a missing test file: an empty split shaped like train's
+    empty = soc.load_folder(test_only, splits=("test",))["test"]
+    assert empty["questions"].shape == (0, 20, 11) and empty["images"].dtype == np.uint8
 
     run = tmp_path / "run"
     assert main(["train", "sort-of-clevr", "--model", "rn-state", "--out", str(run), f"--data.folder={folder}",

@@ -278,7 +278,7 @@ def evaluate_folder(path, folder, *, split: str) -> dict:
     from relnet.tasks.sort_of_clevr.task import load_model
 
     loaded = load_model(path)
-    arrays = data.load_folder(folder)[split]
+    arrays = data.load_folder(folder, splits=(split,))[split]
     if len(arrays["images"]) == 0:
         raise UserError(f"--data {folder}: the {split} split has no images")
     result = evaluate_on(loaded, arrays, images=len(arrays["images"]), seed=None)[0]

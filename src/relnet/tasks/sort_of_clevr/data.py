@@ -411,17 +411,20 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_folder(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-    """``{"train": arrays, "test": arrays}`` from ``<folder>/{train,test}.npz`` in the storage schema: a cache folder,
-    or the one ``relnet data sort-of-clevr --from-kimhc`` writes. A missing test file gives an empty test split."""
+def load_folder(folder: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, np.ndarray]]:
+    """``{split: arrays}`` for ``splits`` from ``<folder>/{train,test}.npz`` in the storage schema: a cache folder, or
+    the one ``relnet data sort-of-clevr --from-kimhc`` writes. Only the files of ``splits`` are read, but the folder
+    must hold train.npz. A missing test file gives an empty test split."""
     folder = Path(folder)
     if not (folder / "train.npz").is_file():
         raise UserError(f"{folder}: no train.npz (a Sort-of-CLEVR data folder holds train.npz and test.npz)")
-    out = {"train": read_npz(folder / "train.npz")}
-    if len(out["train"]["images"]) == 0:
+    out = {split: read_npz(folder / f"{split}.npz") for split in splits if (folder / f"{split}.npz").is_file()}
+    if "train" in out and len(out["train"]["images"]) == 0:
         raise UserError(f"{folder / 'train.npz'}: no images")
-    test = folder / "test.npz"
-    out["test"] = read_npz(test) if test.is_file() else {k: v[:0] for k, v in out["train"].items()}
+    for split in splits:
+        if split not in out:  # only test.npz may be missing: an empty split shaped like train's
+            template = read_npz(folder / "train.npz")
+            out[split] = {k: v[:0] for k, v in template.items()}
     size = SortOfClevrParams().image_size
     for split, arrays in out.items():
         if arrays["images"].shape[1:3] != (size, size):
@@ -430,14 +433,21 @@ def load_folder(folder: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def _write_split(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays``' storage fields as one compressed npz file, written atomically (mostly white: ~80x smaller)."""
+    from relnet.checkpoint import write_atomic  # here: writing data needs no torch
+
+    write_atomic(path, lambda f: np.savez_compressed(f, **{k: arrays[k] for k in FIELDS}))
+
+
 def write_folder(folder: str | os.PathLike, splits: dict[str, dict[str, np.ndarray]], meta: dict) -> Path:
     """Write ``splits`` as ``<folder>/{train,test}.npz`` (compressed, atomically) and ``meta`` as ``source.json``."""
-    from relnet.checkpoint import write_atomic  # here: writing data needs no torch
+    from relnet.checkpoint import write_atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for split, arrays in splits.items():
-        write_atomic(folder / f"{split}.npz", lambda f, a=arrays: np.savez_compressed(f, **{k: a[k] for k in FIELDS}))
+        _write_split(folder / f"{split}.npz", arrays)
     text = json.dumps(meta, indent=2) + "\n"
     write_atomic(folder / "source.json", lambda f: f.write(text.encode()))
     return folder
@@ -483,6 +493,6 @@ def load_or_generate(params: SortOfClevrParams, root: str | os.PathLike | None =
             out[split] = _load_npz(path, params.num_images(split), params)
             continue
         arrays = generate_split(params, split, progress=progress)
-        write_atomic(path, lambda f: np.savez_compressed(f, **arrays))  # mostly white: ~80x smaller
+        _write_split(path, arrays)
         out[split] = arrays
     return out
