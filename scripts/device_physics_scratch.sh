@@ -71,31 +71,12 @@ done
 wait "${pids[@]}"
 echo "training done at $(( $(date +%s) - start )) s"
 if [ "$TEST" -gt 0 ]; then
-  pids=()
-  for n in "${names[@]}"; do
-    for seed in 2026 7; do
-      RELNET_DEVICE=cpu OMP_NUM_THREADS=2 timeout 120 $PY -m relnet eval physics --task connections --json \
-        --checkpoint "$OUT/runs/$n/checkpoint" --scenes "$TEST" --seed $seed > "$OUT/runs/$n.eval$seed.json" \
-        2> "$OUT/runs/$n.eval$seed.err" &
-      pids+=($!)
-    done
-  done
-  wait "${pids[@]}"
+  physics_fresh_eval
   echo "evaluation done at $(( $(date +%s) - start )) s"
 fi
 collect_runs
 [ -n "${pytest_pid:-}" ] && { wait "$pytest_pid"; tail -2 "$OUT/pytest.log"; }
 (cd "$OUT" && tar czf logs.tgz env.txt data.log $(ls pytest.log 2>/dev/null) probe/runs/*.log runs/*.log runs/*.jsonl \
   $(cd "$OUT" && ls runs/*.eval*.json runs/*.eval*.err 2>/dev/null) && rm -rf runs probe data.log)
-for n in "${names[@]}"; do
-  echo "== $n"
-  tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
-rows = [json.loads(line) for line in sys.stdin]
-print('val ' + ' '.join(f\"{d['step']}:{d['scene_accuracy']:.4f}\" for d in rows))"
-  for seed in 2026 7; do
-    tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.json" 2>/dev/null | $PY -c "import sys, json
-d = json.load(sys.stdin); print(f\"fresh seed $seed: scenes right {d['scene_accuracy']:.4f} pairs {d['pair_accuracy']:.5f}\")" \
-      2>/dev/null || echo "fresh seed $seed: no result"
-  done
-done
+physics_summary
 echo "total: $(( $(date +%s) - start )) s"

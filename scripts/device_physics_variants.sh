@@ -25,24 +25,8 @@ launch_variants $PY -m relnet train physics --task connections --model rn --pres
   --train.init_from="$INIT" --data.augment=true --data.train_scenes=200000 --train.lr=3e-4 \
   --train.warmup_steps=500 --train.steps="$STEPS" --train.eval_every="$EVAL" --train.checkpoint_every="$EVAL"
 echo "training: $(( $(date +%s) - start )) s"
-for n in "${names[@]}"; do
-  for seed in 2026 7; do
-    OMP_NUM_THREADS=2 timeout 120 $PY -m relnet eval physics --task connections --checkpoint "$OUT/runs/$n/checkpoint" \
-      --scenes "$TEST" --seed $seed --json > "$OUT/runs/$n.eval$seed.json" 2> "$OUT/runs/$n.eval$seed.err" &
-  done
-done
-wait
+physics_fresh_eval
 collect_runs
 (cd "$OUT" && tar czf logs.tgz env.txt data.log runs/*.log runs/*.jsonl runs/*.json runs/*.err && rm -rf runs)
-for n in "${names[@]}"; do
-  echo "== $n"
-  tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
-rows = [json.loads(line) for line in sys.stdin]
-print('val ' + ' '.join(f\"{d['step']}:{d['scene_accuracy']:.4f}\" for d in rows))"
-  for seed in 2026 7; do
-    tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.json" 2>/dev/null | $PY -c "import sys, json
-d = json.load(sys.stdin); print(f\"seed $seed: scenes right {d['scene_accuracy']:.4f} pairs {d['pair_accuracy']:.5f}\")" \
-      || tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.err" | tail -1
-  done
-done
+physics_summary
 echo "total: $(( $(date +%s) - start )) s"

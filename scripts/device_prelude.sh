@@ -46,3 +46,32 @@ collect_runs() {
   fi
   return 0
 }
+# physics_fresh_eval: score each run's last checkpoint ($OUT/runs/NAME/checkpoint) on $TEST fresh scenes of streams
+# 2026 and 7 (connections, single view), all side by side on the machine's CPU cores: $OUT/runs/NAME.evalSEED.json.
+physics_fresh_eval() {
+  local n seed pids=()
+  for n in "${names[@]}"; do
+    for seed in 2026 7; do
+      RELNET_DEVICE=cpu OMP_NUM_THREADS=2 timeout 120 $PY -m relnet eval physics --task connections --json \
+        --checkpoint "$OUT/runs/$n/checkpoint" --scenes "$TEST" --seed $seed > "$OUT/runs/$n.eval$seed.json" \
+        2> "$OUT/runs/$n.eval$seed.err" &
+      pids+=($!)
+    done
+  done
+  wait "${pids[@]}"
+}
+# physics_summary: each run's validation curve and fresh-scene figures, read back from $OUT/logs.tgz.
+physics_summary() {
+  local n seed
+  for n in "${names[@]}"; do
+    echo "== $n"
+    tar xzf "$OUT/logs.tgz" -O "runs/$n.jsonl" 2>/dev/null | grep '"eval"' | $PY -c "import sys, json
+rows = [json.loads(line) for line in sys.stdin]
+print('val ' + ' '.join(f\"{d['step']}:{d['scene_accuracy']:.4f}\" for d in rows))"
+    for seed in 2026 7; do
+      tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.json" 2>/dev/null | $PY -c "import sys, json
+d = json.load(sys.stdin); print(f\"fresh seed $seed: scenes right {d['scene_accuracy']:.4f} pairs {d['pair_accuracy']:.5f}\")" \
+        2>/dev/null || echo "fresh seed $seed: no result ($(tar xzf "$OUT/logs.tgz" -O "runs/$n.eval$seed.err" 2>/dev/null | tail -1))"
+    done
+  done
+}
