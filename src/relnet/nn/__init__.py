@@ -6,6 +6,7 @@ from relnet.nn.objects import (ConvObjects, KeypointObjects, SentenceObjects, St
                                grid_coordinates)
 from relnet.nn.questions import QuestionLSTM
 from relnet.nn.relation import RelationNetwork
+from relnet.nn.ternary import TernaryRelationNetwork
 
-__all__ = ["MLP", "RelationNetwork", "ConvObjects", "KeypointObjects", "SentenceObjects", "StateObjects", "QuestionLSTM", "ObjectMLP",
+__all__ = ["MLP", "RelationNetwork", "TernaryRelationNetwork", "ConvObjects", "KeypointObjects", "SentenceObjects", "StateObjects", "QuestionLSTM", "ObjectMLP",
            "grid_coordinates"]

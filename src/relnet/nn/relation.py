@@ -30,6 +30,31 @@ Reduce = Literal["sum", "mean", "max", "sum+max"]
 REDUCES: tuple[str, ...] = get_args(Reduce)
 
 
+def check_inputs(module: nn.Module, objects: Tensor, question: Tensor | None, mask: Tensor | None) -> None:
+    """ValueError unless objects ``(B, N, module.object_dim)``, question ``(B, module.question_dim)`` (None when it
+    is 0) and mask ``(B, N)`` bool or None fit together."""
+    D, Q = module.object_dim, module.question_dim
+    if objects.ndim != 3 or objects.shape[-1] != D:
+        raise ValueError(f"objects must have shape (B, N, {D}), got {tuple(objects.shape)}")
+    B, N, _ = objects.shape
+    if Q:
+        if question is None or question.shape != (B, Q):
+            got = None if question is None else tuple(question.shape)
+            raise ValueError(f"question must have shape ({B}, {Q}), got {got}")
+    elif question is not None:
+        raise ValueError(f"this {type(module).__name__} was built with question_dim=0 but a question was given")
+    if mask is not None and (mask.shape != (B, N) or mask.dtype != torch.bool):
+        raise ValueError(f"mask must be a bool tensor of shape ({B}, {N}), got {mask.dtype} {tuple(mask.shape)}")
+
+
+def maybe_checkpoint(fn, *args: Tensor) -> Tensor:
+    """``fn(*args)``, under activation checkpointing when a gradient will flow through it (one chunk of g: its
+    activations are recomputed in backward instead of kept)."""
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args if isinstance(a, Tensor)):
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
 class RelationNetwork(nn.Module):
     """``f_phi(sum_ij g_theta(o_i, o_j, q))`` over a set of objects, optionally conditioned on a question.
 
@@ -152,17 +177,8 @@ class RelationNetwork(nn.Module):
     # -- pieces -------------------------------------------------------------------------------------------------
 
     def _check(self, objects: Tensor, question: Tensor | None, mask: Tensor | None) -> None:
-        if objects.ndim != 3 or objects.shape[-1] != self.object_dim:
-            raise ValueError(f"objects must have shape (B, N, {self.object_dim}), got {tuple(objects.shape)}")
-        B, N, _ = objects.shape
-        if self.question_dim:
-            if question is None or question.shape != (B, self.question_dim):
-                got = None if question is None else tuple(question.shape)
-                raise ValueError(f"question must have shape ({B}, {self.question_dim}), got {got}")
-        elif question is not None:
-            raise ValueError("this RelationNetwork was built with question_dim=0 but a question was given")
-        if mask is not None and (mask.shape != (B, N) or mask.dtype != torch.bool):
-            raise ValueError(f"mask must be a bool tensor of shape ({B}, {N}), got {mask.dtype} {tuple(mask.shape)}")
+        check_inputs(self, objects, question, mask)
+        N = objects.shape[1]
         if self.pair_index is not None and int(self.pair_index.max()) >= N:
             raise ValueError(f"pair_index refers to object {int(self.pair_index.max())} but there are only {N}")
 
@@ -267,11 +283,6 @@ class RelationNetwork(nn.Module):
             parts.append(h.new_zeros(B, G).scatter_reduce(0, b[:, None].expand(-1, G), h, "amax"))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
-    def _maybe_checkpoint(self, fn, *args: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and any(a.requires_grad for a in args if isinstance(a, Tensor)):
-            return checkpoint(fn, *args, use_reentrant=False)
-        return fn(*args)
-
     def _valid_pairs(self, N: int, mask: Tensor | None, device: torch.device) -> Tensor | None:
         """(B, N, N) bool of the pairs to compute, or None when it is every ordered pair of every example."""
         pairs = self._pair_matrix(N, device)
@@ -298,8 +309,8 @@ class RelationNetwork(nn.Module):
                 total = self._dense_rows(left, right, pos, pos)
             else:
                 total = self._combine([
-                    self._maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right,
-                                           None if pos is None else pos[:, r : r + rows], pos)
+                    maybe_checkpoint(self._dense_rows, left[:, r : r + rows], right,
+                                     None if pos is None else pos[:, r : r + rows], pos)
                     for r in range(0, N, rows)
                 ])
             count = torch.full((B, 1), float(N * N), device=objects.device, dtype=objects.dtype)
@@ -312,7 +323,7 @@ class RelationNetwork(nn.Module):
                 total = self._packed(left, right, b, i, j, B, pos)
             else:
                 total = self._combine([
-                    self._maybe_checkpoint(
+                    maybe_checkpoint(
                         lambda l, r, s=s: self._packed(l, r, b[s : s + step], i[s : s + step], j[s : s + step], B,
                                                        pos),
                         left,
