@@ -35,40 +35,36 @@ if [ "${PYTEST:-1}" = 1 ]; then
       > "$OUT/pytest.log" 2>&1; echo "pytest rc $?" >> "$OUT/pytest.log" ) &
   pytest_pid=$!
 fi
-train() {  # train STEPS EXTRA...: every variant side by side
-  local steps=$1; shift
-  launch_variants $PY -m relnet train physics --task connections --model rn --preset fast --quiet \
-    --data.augment=true --data.train_scenes="$SCENES" --train.lr=2e-3 --train.warmup_steps="$WARMUP" \
-    --train.schedule=cosine --train.steps="$steps" "$@"
-}
+common=(-m relnet train physics --task connections --model rn --preset fast --quiet --data.augment=true
+  --data.train_scenes="$SCENES" --train.lr=2e-3 --train.warmup_steps="$WARMUP" --train.schedule=cosine)
 OUT_MAIN=$OUT
-OUT=$OUT_MAIN/probe train "$PROBE" --train.eval_every="$PROBE" --train.checkpoint_every="$PROBE"
+OUT=$OUT_MAIN/probe launch_variants $PY "${common[@]}" --train.steps="$PROBE" --train.eval_every="$PROBE" \
+  --train.checkpoint_every="$PROBE"
 OUT=$OUT_MAIN
 left=$(( BUDGET - ($(date +%s) - start) ))
 echo "probe done at $(( $(date +%s) - start )) s; $left s left for training"
-# steps per run: (left - 25 s of start-up and evaluations) / measured seconds per step, in whole hundreds
-declare -A steps
+declare -A overrides
+while read -r n rest; do [ -n "$n" ] && overrides[$n]=$rest; done <<< "$VARIANTS"  # as launch_variants reads them
+# steps per run: (left - 25 s of start-up and evaluations) / measured seconds per step, in whole hundreds; a run
+# whose probe failed is left out (its probe log says why)
+mkdir -p "$OUT/runs"
+pids=()
+limit=$(( left + 40 > 60 ? left + 40 : 60 ))
 for n in "${names[@]}"; do
-  steps[$n]=$($PY -c "import json, sys
+  s=$($PY -c "import json, sys
 rows = {d['step']: d['elapsed'] for d in map(json.loads, open(sys.argv[1])) if d['kind'] == 'train'}
 per = (rows[$PROBE] - rows[100]) / ($PROBE - 100)
 print(max(1000, int(($left - 25) / per / 1.08) // 100 * 100), file=sys.stdout)
-print(f'$n: {per * 1000:.1f} ms/step in the probe', file=sys.stderr)" "$OUT/probe/runs/$n/metrics.jsonl") || exit 1
-done
-mkdir -p "$OUT/runs"
-pids=()
-for n in "${names[@]}"; do
-  s=${steps[$n]}; e=$(( s / 5 ))
-  overrides=$(grep "^$n " <<< "$VARIANTS" | cut -d' ' -f2-)
+print(f'$n: {per * 1000:.1f} ms/step in the probe', file=sys.stderr)" "$OUT/probe/runs/$n/metrics.jsonl") \
+    || { echo "$n: probe failed, left out"; continue; }
   # shellcheck disable=SC2086  # the overrides are meant to split into words
-  OMP_NUM_THREADS=$THREADS timeout "$(( BUDGET - ($(date +%s) - start) + 40 ))" $PY -m relnet train physics \
-    --task connections --model rn --preset fast --quiet --out "$OUT/runs/$n" --data.augment=true \
-    --data.train_scenes="$SCENES" --train.lr=2e-3 --train.warmup_steps="$WARMUP" --train.schedule=cosine \
-    --train.steps="$s" --train.eval_every="$e" --train.checkpoint_every="$e" $overrides > "$OUT/runs/$n.log" 2>&1 &
+  OMP_NUM_THREADS=$THREADS timeout "$limit" $PY "${common[@]}" --out "$OUT/runs/$n" --train.steps="$s" \
+    --train.eval_every="$(( s / 5 ))" --train.checkpoint_every="$(( s / 5 ))" ${overrides[$n]} \
+    > "$OUT/runs/$n.log" 2>&1 &
   pids+=($!)
   echo "$n: $s steps"
 done
-wait "${pids[@]}"
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 echo "training done at $(( $(date +%s) - start )) s"
 if [ "$TEST" -gt 0 ]; then
   physics_fresh_eval

@@ -52,7 +52,7 @@ physics_fresh_eval() {
   local n seed pids=()
   for n in "${names[@]}"; do
     for seed in 2026 7; do
-      RELNET_DEVICE=cpu OMP_NUM_THREADS=2 timeout 120 $PY -m relnet eval physics --task connections --json \
+      RELNET_DEVICE=cpu OMP_NUM_THREADS=2 timeout 180 $PY -m relnet eval physics --task connections --json \
         --checkpoint "$OUT/runs/$n/checkpoint" --scenes "$TEST" --seed $seed > "$OUT/runs/$n.eval$seed.json" \
         2> "$OUT/runs/$n.eval$seed.err" &
       pids+=($!)

@@ -36,6 +36,33 @@ def test_matches_the_naive_triple_loop(reduce, distinct, masked, chunk):
     torch.testing.assert_close(trn(objects, question, mask), naive(trn, objects, question, mask))
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradients_match_the_naive_triple_loop(masked):
+    """Every parameter's gradient and the objects' gradient, through the factorised and the naive computation."""
+    trn = make(reduce="mean", aggregate_norm="layer")
+    objects, question = inputs()
+    mask = MASK if masked else None
+    grads = []
+    for fn in (trn, lambda o, q, m: naive(trn, o, q, m)):
+        trn.zero_grad()
+        x = objects.clone().requires_grad_()
+        fn(x, question, mask).square().sum().backward()
+        grads.append([x.grad] + [p.grad.clone() for p in trn.parameters()])
+    assert len(grads[0]) == 1 + len(list(trn.parameters()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_half_precision_mean_does_not_overflow_the_count():
+    """41^3 triples is more than float16 holds: the mean must divide by the true count, not by inf."""
+    trn = make(reduce="mean", g_dims=(4,), f_dims=(), out_dim=2)
+    objects = torch.rand(1, 42, 3, dtype=torch.float64)
+    question = torch.rand(1, 2, dtype=torch.float64)
+    expect = trn.aggregate(objects, question)
+    got = trn.half().aggregate(objects.half(), question.half())
+    torch.testing.assert_close(got.double(), expect, rtol=2e-2, atol=2e-3)
+
+
 def test_without_a_question():
     trn = make(question_dim=0)
     objects, _ = inputs(Q=0)
@@ -44,11 +71,15 @@ def test_without_a_question():
         trn(objects, torch.zeros(3, 2, dtype=torch.float64))
 
 
-def test_object_order_does_not_matter():
+@pytest.mark.parametrize("masked", [False, True])
+def test_object_order_does_not_matter(masked):
     trn = make()
     objects, question = inputs(N=5)
+    mask = torch.tensor([[True, False, True, True, True], [True] * 5, [False, True, True, False, True]])
+    mask = mask if masked else None
     perm = torch.tensor([3, 0, 4, 1, 2])
-    torch.testing.assert_close(trn(objects[:, perm], question), trn(objects, question))
+    torch.testing.assert_close(trn(objects[:, perm], question, None if mask is None else mask[:, perm]),
+                               trn(objects, question, mask))
 
 
 def test_a_masked_object_counts_as_absent():
@@ -65,7 +96,7 @@ def test_chunks_give_the_same_values_and_gradients(masked):
     objects, question = inputs(N=5)
     mask = torch.tensor([[True] * 5, [True, False, True, True, False], [True] * 5]) if masked else None
     grads = []
-    for chunk in (None, 7):
+    for chunk in (None, 7 if masked else 150):  # unmasked: 150 // (3 * 5 * 5) = rows of 2, so chunks 2 + 2 + 1
         trn = make(chunk_triples=chunk)
         x = objects.clone().requires_grad_()
         out = trn(x, question, mask)

@@ -313,7 +313,7 @@ class RelationNetwork(nn.Module):
                                      None if pos is None else pos[:, r : r + rows], pos)
                     for r in range(0, N, rows)
                 ])
-            count = torch.full((B, 1), float(N * N), device=objects.device, dtype=objects.dtype)
+            count = torch.full((B, 1), float(N * N), device=objects.device)  # float32: N^k overflows fp16
         else:
             valid = valid.expand(B, N, N)
             b, i, j = valid.nonzero(as_tuple=True)  # (P,) each
@@ -331,9 +331,9 @@ class RelationNetwork(nn.Module):
                     )
                     for s in range(0, P, step)
                 ])
-            count = valid.sum(dim=(1, 2)).to(objects.dtype)[:, None]  # (B, 1)
+            count = valid.sum(dim=(1, 2)).float()[:, None]  # (B, 1)
         if self.reduce == "mean":
-            total = total / count.clamp(min=1)
+            total = (total / count.clamp(min=1)).to(total.dtype)
         return total
 
     def readout(self, pooled: Tensor) -> Tensor:

@@ -12,8 +12,9 @@ routing partial results through f. This module is the direct generalisation, bui
   built;
 * masked objects (padding) are not computed at all: the valid triples are packed into one ``(P, H)`` matrix and
   summed back per example with ``index_add``;
-* ``chunk_triples`` bounds memory under activation checkpointing (N^3 grows fast: N=25 is 15,625 triples per
-  example).
+* ``chunk_triples`` bounds g's activations under activation checkpointing (N^3 grows fast: N=25 is 15,625 triples
+  per example). With masks or ``distinct`` the triple index lists themselves (4 int64 per valid triple) are still
+  built whole, so for very large N leave out masks and use the dense path.
 
 Dimension legend: B batch, N objects, D object features, Q question features, H width of g's first layer, G width of
 g's output, P number of computed triples, C outputs of f.
@@ -44,7 +45,8 @@ class TernaryRelationNetwork(nn.Module):
         distinct: only triples of three different objects (``i, j, k`` pairwise distinct); by default all N^3
             ordered triples, repeats included, as the paper's RN takes all N^2 ordered pairs with self-pairs.
         chunk_triples: if set, g is evaluated on at most about this many triples at a time, under activation
-            checkpointing, so peak memory is bounded whatever N is.
+            checkpointing. Without a mask and ``distinct`` a chunk is whole rows of i, so never under B*N^2 triples;
+            with them, the index lists of all valid triples are built first (see the module docstring).
         aggregate_norm: ``"layer"`` or ``"batch"`` normalises the aggregated relation before f (not in the paper;
             see ``RelationNetwork``).
 
@@ -147,7 +149,7 @@ class TernaryRelationNetwork(nn.Module):
             else:
                 total = sum(maybe_checkpoint(self._dense, first[:, r : r + rows], second, third)
                             for r in range(0, N, rows))
-            count = torch.full((B, 1), float(N**3), device=objects.device, dtype=objects.dtype)
+            count = torch.full((B, 1), float(N**3), device=objects.device)  # float32: N^k overflows fp16
         else:
             valid = valid.expand(B, N, N, N)
             b, i, j, k = valid.nonzero(as_tuple=True)  # (P,) each
@@ -162,9 +164,9 @@ class TernaryRelationNetwork(nn.Module):
                                                           j[s : s + step], k[s : s + step], B),
                         first, second, third)
                     for s in range(0, P, step))
-            count = valid.sum(dim=(1, 2, 3)).to(objects.dtype)[:, None]  # (B, 1)
+            count = valid.sum(dim=(1, 2, 3)).float()[:, None]  # (B, 1)
         if self.reduce == "mean":
-            total = total / count.clamp(min=1)
+            total = (total / count.clamp(min=1)).to(total.dtype)
         return total
 
     def forward(self, objects: Tensor, question: Tensor | None = None, mask: Tensor | None = None) -> Tensor:

@@ -414,8 +414,12 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def load_folder(folder: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, np.ndarray]]:
     """``{split: arrays}`` for ``splits`` from ``<folder>/{train,test}.npz`` in the storage schema: a cache folder, or
     the one ``relnet data sort-of-clevr --from-kimhc`` writes. Only the files of ``splits`` are read, but the folder
-    must hold train.npz. A missing test file gives an empty test split."""
+    must hold train.npz. A missing test file gives an empty test split shaped like train's (train.npz is then read
+    for its shapes)."""
     folder = Path(folder)
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown split {unknown[0]!r}: a Sort-of-CLEVR data folder holds {', '.join(SPLITS)}")
     if not (folder / "train.npz").is_file():
         raise UserError(f"{folder}: no train.npz (a Sort-of-CLEVR data folder holds train.npz and test.npz)")
     out = {split: read_npz(folder / f"{split}.npz") for split in splits if (folder / f"{split}.npz").is_file()}
@@ -423,7 +427,7 @@ def load_folder(folder: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> 
         raise UserError(f"{folder / 'train.npz'}: no images")
     for split in splits:
         if split not in out:  # only test.npz may be missing: an empty split shaped like train's
-            template = read_npz(folder / "train.npz")
+            template = out["train"] if "train" in out else read_npz(folder / "train.npz")
             out[split] = {k: v[:0] for k, v in template.items()}
     size = SortOfClevrParams().image_size
     for split, arrays in out.items():
