@@ -271,3 +271,18 @@ def test_batch_norm_in_g_and_f():
         make_rn(hidden_norm="batch", chunk_pairs=7)
     with pytest.raises(ValueError, match="norm"):
         make_rn(hidden_norm="group")
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_half_precision_mean_does_not_overflow_the_count(masked):
+    """256^2 pairs is more than float16 holds: the mean must divide by the true count, not by inf."""
+    torch.manual_seed(0)
+    rn = RelationNetwork(object_dim=2, g_dims=(4,), f_dims=(), out_dim=2, reduce="mean").double()
+    objects = torch.rand(1, 257, 2, dtype=torch.float64)
+    mask = torch.ones(1, 257, dtype=torch.bool)
+    mask[0, -1] = False  # a mask takes the packed path: 256^2 valid pairs
+    mask = mask if masked else None
+    objects = objects if masked else objects[:, :256]
+    expect = rn.aggregate(objects, mask=mask)
+    got = rn.half().aggregate(objects.half(), mask=mask)
+    torch.testing.assert_close(got.double(), expect, rtol=2e-2, atol=2e-3)
