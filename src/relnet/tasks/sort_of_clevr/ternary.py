@@ -1,0 +1,293 @@
+"""Ternary Sort-of-CLEVR: questions about two objects and every other one, and a task that trains the ternary RN.
+
+kimhc6028's Sort-of-CLEVR (its 2020 code) added a third question family, about two coloured objects A and B and the
+objects around them, and a ternary RN to answer it; it published no ternary figure for that code (anchors.md 1.6).
+relnet asks the same kind of question about its own Sort-of-CLEVR scenes (``relnet.tasks.sort_of_clevr.data``: the
+same seeds give the same scenes and images), with the semantics fixed and exact (anchors.md 8.6):
+
+    subtype   question                                                          answer
+    between   how many other objects lie in the box spanned by A and B?         0 .. 4
+    line      is another object on the line through A and B?                    yes / no
+    obtuse    for how many other objects C has the triangle ABC an angle of     0 .. 4
+              at least 90 degrees?
+
+* A and B are two *different* colours of all six (kimhc6028 drew them from the first five only, so yellow was never
+  asked about); "other objects" are the four that are neither A nor B.
+* between: C's centre lies in the closed axis-aligned box of A's and B's centres,
+  ``min(xA, xB) <= xC <= max(xA, xB)`` and the same for y. (kimhc6028 labels a count k as answer "k + 1".)
+* line: C's centre is at most ``LINE_WIDTH`` pixels from the infinite line through A's and B's centres
+  (perpendicular distance: ``cross(B - A, C - A)^2 <= LINE_WIDTH^2 |B - A|^2``), for some C. kimhc6028 measured
+  the vertical distance, which a vertical line leaves undefined. Objects have a radius of 5 px; ``LINE_WIDTH = 8``
+  makes the answer yes for 51.7% of the line questions of the default training set (4 px: 27%).
+* obtuse: some corner of ABC has a non-positive dot product of its two edge vectors, e.g. at C
+  ``(A - C) . (B - C) <= 0``. Centres are at least 10 px apart, so no triangle is degenerate at a corner.
+
+All three are computed in integer arithmetic on the integer centres, so there are no ties to break.
+
+Question: ``TERNARY_QUESTION_DIM`` = 15 bits: colour of A one-hot (bits 0-5, the colour order of
+``data.COLOR_NAMES``), colour of B one-hot (6-11), subtype one-hot (12-14). Answers: ``TERNARY_ANSWERS`` = yes, no,
+0, 1, 2, 3, 4 (7 classes). Questions of image ``k`` of split ``s`` come from
+``np.random.default_rng([seed, SPLIT_CODES[s], k, TERNARY_STREAM])``, a stream of their own (the binary questions'
+stream is untouched): per question, A uniform over the six colours, B uniform over the other five, then the
+subtype uniform over the three.
+
+The task (``TernaryTask``) reads each scene as its state description (``data.state_objects``: six objects of 10
+features) and trains one of three models with the shared trainer: ``rn3`` (``relnet.nn.TernaryRelationNetwork``,
+216 ordered triples), ``rn`` (the pair RN, 36 ordered pairs, otherwise the same sizes) or ``mlp`` (all objects and the
+question flattened into one MLP). ``scripts/soc_ternary.py`` trains the three side by side and writes
+``reports/sort_of_clevr_ternary.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from relnet.errors import UserError
+from relnet.nn.baselines import ObjectMLP
+from relnet.nn.relation import RelationNetwork
+from relnet.nn.ternary import TernaryRelationNetwork
+from relnet.tasks.sort_of_clevr import data as soc
+from relnet.train.config import TrainConfig, to_dict
+
+TASK = "sort-of-clevr-ternary"
+TERNARY_SUBTYPES = ("between", "line", "obtuse")
+TERNARY_ANSWERS = ("yes", "no", "0", "1", "2", "3", "4")
+TERNARY_QUESTION_DIM = 2 * soc.NUM_OBJECTS + len(TERNARY_SUBTYPES)
+TERNARY_STREAM = 3  # fourth seed word of the ternary questions' stream
+LINE_WIDTH = 8  # pixels: the "line" subtype's tolerance
+YES, NO, ZERO = 0, 1, 2  # answer indices; count n -> ZERO + n
+MODELS = ("rn3", "rn", "mlp")
+
+
+# ------------------------------------------------------------------------------------------------------ questions
+
+
+def encode_ternary(a: int, b: int, subtype: int) -> np.ndarray:
+    """The 15-bit question (uint8) asking ``TERNARY_SUBTYPES[subtype]`` about colours ``a`` and ``b`` (a != b)."""
+    n = soc.NUM_OBJECTS
+    if not (0 <= a < n and 0 <= b < n and a != b and 0 <= subtype < len(TERNARY_SUBTYPES)):
+        raise ValueError(f"need two different colours in 0..{n - 1} and a subtype in 0..2, got {a}, {b}, {subtype}")
+    q = np.zeros(TERNARY_QUESTION_DIM, dtype=np.uint8)
+    q[a] = q[n + b] = q[2 * n + subtype] = 1
+    return q
+
+
+def decode_ternary(questions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(..., 15)`` questions -> colour of A, colour of B, subtype (each ``(...)`` int64); ValueError if malformed."""
+    q = np.asarray(questions)
+    n = soc.NUM_OBJECTS
+    if q.shape[-1:] != (TERNARY_QUESTION_DIM,):
+        raise ValueError(f"ternary questions must have a last dimension of {TERNARY_QUESTION_DIM}, got {q.shape}")
+    parts = (q[..., :n], q[..., n:2 * n], q[..., 2 * n:])
+    if not all(((p == 0) | (p == 1)).all() and (p.sum(-1) == 1).all() for p in parts):
+        raise ValueError("each ternary question needs one bit in 0-5, one in 6-11 and one in 12-14")
+    a, b, s = (p.argmax(-1).astype(np.int64) for p in parts)
+    if (a == b).any():
+        raise ValueError("a ternary question asks about two different colours")
+    return a, b, s
+
+
+def ternary_answers(centres: np.ndarray, a: np.ndarray, b: np.ndarray, subtype: np.ndarray) -> np.ndarray:
+    """Answer index of each question, vectorised over images and questions.
+
+    Shapes:
+        centres ``(N, 6, 2)`` int (x, y); a, b, subtype ``(N, Q)`` int -> ``(N, Q)`` int64.
+    """
+    c = np.asarray(centres, dtype=np.int64)[:, None, :, :]  # (N, 1, 6, 2): every object as a candidate C
+    take = lambda idx: np.take_along_axis(np.asarray(centres, dtype=np.int64), idx[..., None], axis=1)[:, :, None]
+    pa, pb = take(np.asarray(a)), take(np.asarray(b))  # (N, Q, 1, 2)
+    objects = np.arange(soc.NUM_OBJECTS)
+    other = (objects != np.asarray(a)[..., None]) & (objects != np.asarray(b)[..., None])  # (N, Q, 6)
+
+    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+    between = (other & ((lo <= c) & (c <= hi)).all(-1)).sum(-1)
+
+    ab, ac = pb - pa, c - pa  # (N, Q, 1, 2), (N, Q, 6, 2)
+    cross = ab[..., 0] * ac[..., 1] - ab[..., 1] * ac[..., 0]
+    on_line = (other & (cross**2 <= LINE_WIDTH**2 * (ab**2).sum(-1))).any(-1)
+
+    dot = lambda p, u, v: ((u - p) * (v - p)).sum(-1)
+    obtuse_at = (dot(pa, pb, c) <= 0) | (dot(pb, pa, c) <= 0) | (dot(c, pa, pb) <= 0)
+    obtuse = (other & obtuse_at).sum(-1)
+
+    s = np.asarray(subtype)
+    return np.where(s == 0, ZERO + between, np.where(s == 1, np.where(on_line, YES, NO), ZERO + obtuse)).astype(np.int64)
+
+
+def ternary_questions(centres: np.ndarray, *, seed: int, split: str, first_image: int = 0,
+                      per_image: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """``per_image`` ternary questions for each scene, image ``k`` being image ``first_image + k`` of ``split``.
+
+    Shapes:
+        centres ``(N, 6, 2)`` -> questions ``(N, per_image, 15)`` uint8, answers ``(N, per_image)`` int64.
+    """
+    if per_image < 1:
+        raise UserError(f"per_image={per_image}: at least one ternary question per image is needed")
+    n_img = len(centres)
+    a = np.empty((n_img, per_image), dtype=np.int64)
+    b, s = np.empty_like(a), np.empty_like(a)
+    code = soc.SPLIT_CODES[split]
+    for k in range(n_img):
+        rng = np.random.default_rng([seed, code, first_image + k, TERNARY_STREAM])
+        a[k] = rng.integers(0, soc.NUM_OBJECTS, per_image)
+        b[k] = (a[k] + rng.integers(1, soc.NUM_OBJECTS, per_image)) % soc.NUM_OBJECTS  # uniform over the other five
+        s[k] = rng.integers(0, len(TERNARY_SUBTYPES), per_image)
+    n = soc.NUM_OBJECTS
+    questions = np.zeros((n_img, per_image, TERNARY_QUESTION_DIM), dtype=np.uint8)
+    np.put_along_axis(questions, a[..., None], 1, axis=-1)
+    np.put_along_axis(questions, n + b[..., None], 1, axis=-1)
+    np.put_along_axis(questions, 2 * n + s[..., None], 1, axis=-1)
+    return questions, ternary_answers(centres, a, b, s)
+
+
+def describe_ternary(question: np.ndarray) -> str:
+    """English rendering of one ternary question."""
+    a, b, s = (int(v[0]) for v in decode_ternary(np.asarray(question).reshape(1, -1)))
+    A, B = soc.COLOR_NAMES[a], soc.COLOR_NAMES[b]
+    return (f"How many objects lie in the box spanned by the {A} and the {B} object?",
+            f"Is another object on the line through the {A} and the {B} object?",
+            f"For how many objects C has the triangle of the {A} object, the {B} object and C an angle of at least "
+            "90 degrees?")[s]
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "rn3"  # rn3 (triples) | rn (pairs) | mlp
+    g_dims: tuple[int, ...] = (256, 256, 256)  # rn3, rn
+    f_dims: tuple[int, ...] = (256, 256)  # rn3, rn; the mlp's hidden layers are g_dims + f_dims
+    f_dropout: tuple[float, ...] = (0.0, 0.1)
+
+
+@dataclass
+class DataConfig:
+    train_images: int = 9800
+    test_images: int = 500
+    seed: int = 1
+    questions_per_image: int = 10
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=10_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=200, min_lr=2e-5, eval_every=1000,
+        log_every=100, checkpoint_every=1000))
+
+
+STATE_DIM = 10  # data.state_objects: colour one-hot (6), square, circle, x, y
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The ``cfg.kind`` model over six state objects and a 15-bit question, giving 7 logits."""
+    common = dict(out_dim=len(TERNARY_ANSWERS), f_dropout=cfg.f_dropout)
+    if cfg.kind == "rn3":
+        return TernaryRelationNetwork(object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM, g_dims=cfg.g_dims,
+                                      f_dims=cfg.f_dims, **common)
+    if cfg.kind == "rn":
+        return RelationNetwork(object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM, g_dims=cfg.g_dims,
+                               f_dims=cfg.f_dims, **common)
+    if cfg.kind == "mlp":
+        dims = (*cfg.g_dims, *cfg.f_dims)
+        return ObjectMLP(num_objects=soc.NUM_OBJECTS, object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM,
+                         hidden_dims=dims, out_dim=len(TERNARY_ANSWERS),
+                         dropout=(*[0.0] * len(cfg.g_dims), *cfg.f_dropout))
+    raise UserError(f"--model {cfg.kind}: expected one of {', '.join(MODELS)}")
+
+
+# ----------------------------------------------------------------------------------------------------------- task
+
+
+class TernaryExamples:
+    """One split: the scenes' state objects and the flattened ternary questions (question k of image k // Q)."""
+
+    def __init__(self, centres: np.ndarray, shapes: np.ndarray, *, seed: int, split: str, per_image: int,
+                 first_image: int = 0) -> None:
+        questions, answers = ternary_questions(centres, seed=seed, split=split, first_image=first_image,
+                                               per_image=per_image)
+        self.per_image = per_image
+        self.objects = torch.from_numpy(soc.state_objects(centres, shapes))  # (N, 6, 10)
+        self.questions = torch.from_numpy(questions.reshape(-1, TERNARY_QUESTION_DIM)).float()  # (N*Q, 15)
+        self.answers = torch.from_numpy(answers.reshape(-1))  # (N*Q,)
+        self.subtypes = torch.from_numpy(decode_ternary(questions)[2].reshape(-1))  # (N*Q,)
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def batch(self, indices: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.objects[indices // self.per_image], self.questions[indices], self.answers[indices]
+
+
+def scenes(params: soc.SortOfClevrParams, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(N, 6, 2)`` and shapes ``(N, 6)`` of a split's scenes (the images are drawn and dropped)."""
+    arrays = soc.generate_split(params, split)
+    return arrays["centres"], arrays["shapes"]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, examples: TernaryExamples, *, batch_size: int = 2000) -> dict[str, Any]:
+    """Exact accuracy over every question, overall and per subtype, and how often each model answer is right."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = torch.zeros(len(examples), dtype=torch.bool)
+    for start in range(0, len(examples), batch_size):
+        idx = torch.arange(start, min(len(examples), start + batch_size))
+        x, q, y = examples.batch(idx)
+        correct[idx] = model(x.to(device), q.to(device)).argmax(-1).cpu() == y
+    model.train(was_training)
+    out: dict[str, Any] = {"n": len(examples), "accuracy": float(correct.float().mean()), "by_subtype": {}}
+    for k, name in enumerate(TERNARY_SUBTYPES):
+        sel = examples.subtypes == k
+        out["by_subtype"][name] = float(correct[sel].float().mean()) if sel.any() else float("nan")
+    return out
+
+
+class TernaryTask:
+    """The ``relnet.train.loop.Task`` for ternary Sort-of-CLEVR on state descriptions."""
+
+    name = TASK
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        d = cfg.data
+        params = soc.SortOfClevrParams(train_images=d.train_images, test_images=max(d.test_images, 1), seed=d.seed)
+        self.train_set = TernaryExamples(*scenes(params, "train"), seed=d.seed, split="train",
+                                         per_image=d.questions_per_image)
+        self.test_set = (TernaryExamples(*scenes(params, "test"), seed=d.seed, split="test",
+                                         per_image=d.questions_per_image) if d.test_images else None)
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg.model)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {"task": TASK, "model": to_dict(self.cfg.model), "data": to_dict(self.cfg.data),
+                "answers": list(TERNARY_ANSWERS), "subtypes": list(TERNARY_SUBTYPES)}
+
+    def train_size(self) -> int:
+        return len(self.train_set)
+
+    def batch(self, indices: Tensor, *, train: bool, generator: torch.Generator | None) -> Any:
+        return self.train_set.batch(indices)
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+        x, q, y = batch
+        logits = model(x, q)
+        stats = {"correct": float((logits.argmax(-1) == y).sum()), "count": float(len(y))}
+        return F.cross_entropy(logits, y, reduction="sum"), stats
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        if self.test_set is None:
+            return {}
+        result = evaluate(model, self.test_set)
+        result.update({f"acc_{k}": v for k, v in result.pop("by_subtype").items()})  # the log stays flat
+        return result
