@@ -1,0 +1,161 @@
+"""Ternary Sort-of-CLEVR: answers against an independent checker, the question stream, the models, a tiny fit through
+the shared trainer and the side-by-side script.
+
+The checker below is written from the task's spec, not from ``ternary.py``: it decodes the question bits itself and
+works per object in plain Python, with exact fractions for the line (the foot of the perpendicular) and Pythagoras
+for the obtuse corner (the longest side's square at least the sum of the other two's).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from relnet.errors import UserError
+from relnet.tasks.sort_of_clevr import data as soc
+from relnet.tasks.sort_of_clevr import ternary as t
+from relnet.train.config import TrainConfig
+from relnet.train.loop import train
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soc_ternary.py"
+NAMES = ["yes", "no", "0", "1", "2", "3", "4"]
+PARAMS = soc.SortOfClevrParams(train_images=150, test_images=20, seed=5)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return t.scenes(PARAMS, "train")
+
+
+def brute_answer(centres, question) -> str:
+    bits = [int(v) for v in question]
+    assert len(bits) == 15 and sum(bits[:6]) == sum(bits[6:12]) == sum(bits[12:]) == 1
+    a, b, sub = bits[:6].index(1), bits[6:12].index(1), bits[12:].index(1)
+    assert a != b
+    (xa, ya), (xb, yb) = centres[a], centres[b]
+    others = [tuple(int(v) for v in centres[k]) for k in range(6) if k not in (a, b)]
+    if sub == 0:  # between: inside the closed box of A and B
+        n = sum(min(xa, xb) <= x <= max(xa, xb) and min(ya, yb) <= y <= max(ya, yb) for x, y in others)
+        return str(n)
+    if sub == 1:  # line: distance to the foot of the perpendicular, exactly
+        dx, dy = xb - xa, yb - ya
+        for x, y in others:
+            s = Fraction((x - xa) * dx + (y - ya) * dy, dx * dx + dy * dy)
+            fx, fy = xa + s * dx, ya + s * dy
+            if (x - fx) ** 2 + (y - fy) ** 2 <= 8 ** 2:
+                return "yes"
+        return "no"
+    n = 0  # obtuse: the longest side squared >= the sum of the other two squared
+    for x, y in others:
+        sides = sorted([(xa - xb) ** 2 + (ya - yb) ** 2, (xa - x) ** 2 + (ya - y) ** 2, (xb - x) ** 2 + (yb - y) ** 2])
+        n += sides[2] >= sides[0] + sides[1]
+    return str(n)
+
+
+def test_answers_match_the_independent_checker(scenes):
+    centres, _ = scenes
+    questions, answers = t.ternary_questions(centres, seed=5, split="train")
+    assert questions.shape == (150, 10, 15) and questions.dtype == np.uint8 and answers.shape == (150, 10)
+    for i in range(len(centres)):
+        for k in range(10):
+            assert NAMES[answers[i, k]] == brute_answer(centres[i], questions[i, k]), (i, k)
+
+
+def test_every_subtype_and_answer_occurs_and_the_line_is_balanced():
+    centres, _ = t.scenes(soc.SortOfClevrParams(train_images=2000, test_images=1, seed=1), "train")
+    questions, answers = t.ternary_questions(centres, seed=1, split="train")
+    a, b, sub = t.decode_ternary(questions)
+    assert set(np.unique(a)) == set(np.unique(b)) == set(range(6))  # yellow is asked about too
+    assert (a != b).all()
+    assert np.bincount(sub.ravel(), minlength=3).min() > 0.3 * sub.size
+    line = answers[sub == 1]
+    assert set(np.unique(line)) == {t.YES, t.NO} and 0.4 < (line == t.YES).mean() < 0.6
+    for s in (0, 2):
+        assert len(np.unique(answers[sub == s])) >= 4  # counts, not a constant
+
+
+def test_the_third_object_decides():
+    """Moving only C into or out of the box, onto or off the line, changes the answer."""
+    centres = np.array([[[10, 10], [50, 50], [30, 30], [60, 10], [10, 60], [69, 69]]])
+    q = lambda s: (np.array([[0]]), np.array([[1]]), np.array([[s]]))
+    assert t.ternary_answers(centres, *q(0))[0, 0] == t.ZERO + 1  # (30, 30) is in the box of (10,10)-(50,50)
+    assert t.ternary_answers(centres, *q(1))[0, 0] == t.YES  # and on its diagonal (so is (69, 69))
+    moved = centres.copy()
+    moved[0, 2] = [60, 30]
+    moved[0, 5] = [30, 69]
+    assert t.ternary_answers(moved, *q(0))[0, 0] == t.ZERO
+    assert t.ternary_answers(moved, *q(1))[0, 0] == t.NO
+
+
+def test_questions_are_deterministic_per_image_and_leave_the_binary_stream_alone(scenes):
+    centres, _ = scenes
+    q1, a1 = t.ternary_questions(centres, seed=5, split="train")
+    q2, a2 = t.ternary_questions(centres[7:8], seed=5, split="train", first_image=7)
+    np.testing.assert_array_equal(q1[7:8], q2)
+    np.testing.assert_array_equal(a1[7:8], a2)
+    q3, _ = t.ternary_questions(centres, seed=5, split="test")
+    assert not np.array_equal(q1, q3)
+    binary = soc.generate_split(PARAMS, "train")
+    assert binary["questions"].shape[-1] == soc.QUESTION_DIM  # the binary data is what it was
+
+
+def test_encode_decode_and_errors():
+    q = t.encode_ternary(5, 0, 2)
+    assert [int(v.item()) for v in t.decode_ternary(q[None])] == [5, 0, 2]
+    assert "yellow" in t.describe_ternary(q) and "red" in t.describe_ternary(q)
+    with pytest.raises(ValueError):
+        t.encode_ternary(3, 3, 0)
+    with pytest.raises(ValueError):
+        t.decode_ternary(np.zeros((1, 15), dtype=np.uint8))
+    with pytest.raises(ValueError):
+        t.decode_ternary(np.zeros((1, 11), dtype=np.uint8))
+    with pytest.raises(UserError):
+        t.ternary_questions(np.zeros((1, 6, 2)), seed=0, split="train", per_image=0)
+    with pytest.raises(UserError, match="rn3"):
+        t.build_model(t.ModelConfig(kind="rn4"))
+
+
+@pytest.mark.parametrize("kind", t.MODELS)
+def test_models_give_seven_logits(kind):
+    model = t.build_model(t.ModelConfig(kind=kind, g_dims=(16, 16), f_dims=(16,), f_dropout=(0.0,)))
+    out = model(torch.randn(4, 6, t.STATE_DIM), torch.randn(4, t.TERNARY_QUESTION_DIM))
+    assert out.shape == (4, len(t.TERNARY_ANSWERS))
+
+
+def test_tiny_fit_through_the_shared_trainer(tmp_path):
+    """The ternary RN memorises 40 questions, and the evaluation counts per subtype exactly."""
+    cfg = t.RunConfig(model=t.ModelConfig(g_dims=(64, 64), f_dims=(64,), f_dropout=(0.0,)),
+                      data=t.DataConfig(train_images=4, test_images=2, questions_per_image=10),
+                      train=TrainConfig(steps=300, batch_size=40, lr=3e-3, eval_every=300, log_every=100,
+                                        checkpoint_every=300, threads=1))
+    task = t.TernaryTask(cfg)
+    run = train(task, cfg.train, tmp_path / "run", progress=False)
+    train_eval = t.evaluate(run.model, task.train_set)
+    assert train_eval["accuracy"] == 1.0 and train_eval["n"] == 40
+    assert set(run.final_eval) >= {"accuracy", "acc_between", "acc_line", "acc_obtuse"}
+    config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
+    assert config["task"] == t.TASK and config["answers"] == NAMES
+
+
+def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch, capsys):
+    report = tmp_path / "ternary.md"
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--runs", str(tmp_path / "runs"), "--report", str(report),
+                                      "--images", "5", "--train.steps=4", "--data.train_images=6",
+                                      "--data.test_images=2", "--train.eval_every=4", "--train.threads=1",
+                                      "--model.g_dims=8,8", "--model.f_dims=8", "--model.f_dropout=0.0", "--train.batch_size=20"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert set(result) == {"rn3", "rn", "mlp"}
+    text = report.read_text()
+    for row in ("| `rn3` |", "| `rn` |", "| `mlp` |", "| most common answer |"):
+        assert row in text
+    saved = json.loads(report.with_suffix(".json").read_text())
+    assert saved["models"]["rn3"]["n"] == 50 and report.with_name("ternary_curve.png").exists()
