@@ -8,7 +8,9 @@ per subtype, the majority-answer baseline, wall time and machine:
     python scripts/soc_ternary.py --runs runs/soc-ternary --report reports/sort_of_clevr_ternary.md \
         [--models rn3,rn,mlp] [--images 1000] [--seed 2026] [--resume] [--train.steps=10000 ...]
 
-Any ``--train.*`` / ``--model.*`` / ``--data.*`` override applies to every model. Ends with a ``RESULT {json}`` line.
+Any ``--train.*`` / ``--model.*`` / ``--data.*`` override applies to every model (``--models`` picks them, so
+``--model.kind`` is refused). With ``--resume`` a finished run is reused, not trained again. Ends with a
+``RESULT {json}`` line.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from relnet.report import machine_description, markdown_table, plot_eval_curves
@@ -28,15 +29,14 @@ from relnet.train.config import apply_overrides, to_dict
 from relnet.train.loop import train
 
 
-def majority(examples: t.TernaryExamples) -> dict[str, float]:
-    """Accuracy of always giving each subtype's most common answer on these questions (the baseline to beat)."""
-    out = {}
-    for k, name in enumerate(t.TERNARY_SUBTYPES):
-        answers = examples.answers[examples.subtypes == k]
-        out[name] = float(torch.bincount(answers).max()) / max(len(answers), 1)
-    out["all"] = sum(out[n] * float((examples.subtypes == k).sum()) for k, n in enumerate(t.TERNARY_SUBTYPES))
-    out["all"] /= len(examples)
-    return out
+def majority(train_set: t.TernaryExamples, test_set: t.TernaryExamples) -> dict[str, float]:
+    """Accuracy on ``test_set`` of always giving each subtype's most common training answer (the baseline to beat)."""
+    right = torch.zeros(len(test_set), dtype=torch.bool)
+    for k in range(len(t.TERNARY_SUBTYPES)):
+        sel = test_set.subtypes == k
+        right[sel] = test_set.answers[sel] == torch.bincount(train_set.answers[train_set.subtypes == k]).argmax()
+    out = {name: float(right[test_set.subtypes == k].float().mean()) for k, name in enumerate(t.TERNARY_SUBTYPES)}
+    return {**out, "all": float(right.float().mean())}
 
 
 def main() -> None:
@@ -49,15 +49,21 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     args, overrides = parser.parse_known_args()
     models = [m for m in args.models.split(",") if m]
+    if any(o.startswith("--model.kind=") for o in overrides):
+        parser.error("--model.kind would override every model: pick them with --models")
+    if args.images < 1 or not models or any(m not in t.MODELS for m in models):
+        parser.error(f"need --images >= 1 and --models from {', '.join(t.MODELS)}")
+    cfg = apply_overrides(t.RunConfig(), overrides)
     fresh_params = soc.SortOfClevrParams(train_images=1, test_images=args.images, seed=args.seed)
-    fresh = t.TernaryExamples(*t.scenes(fresh_params, "test"), seed=args.seed, split="test", per_image=10)
+    fresh = t.TernaryExamples(*t.scenes(fresh_params, "test"), seed=args.seed, split="test",
+                              per_image=cfg.data.questions_per_image)
 
-    rows, results, histories = [], {}, {}
+    rows, results, histories, task = [], {}, {}, None
     for kind in models:
-        cfg = apply_overrides(t.RunConfig(model=t.ModelConfig(kind=kind)), overrides)
+        run_cfg = apply_overrides(t.RunConfig(model=t.ModelConfig(kind=kind)), overrides)
         start = time.perf_counter()
-        run = train(t.TernaryTask(cfg), cfg.train, Path(args.runs) / kind, run_config=to_dict(cfg),
-                    resume=args.resume)
+        task = t.TernaryTask(run_cfg)
+        run = train(task, run_cfg.train, Path(args.runs) / kind, run_config=to_dict(run_cfg), resume=args.resume)
         wall = time.perf_counter() - start
         model = run.model
         res = t.evaluate(model, fresh)
@@ -67,7 +73,7 @@ def main() -> None:
         histories[kind] = run.history
         rows.append([f"`{kind}`", f"{params:,}", *(f"{100 * res['by_subtype'][n]:.1f}%" for n in t.TERNARY_SUBTYPES),
                      f"**{100 * res['accuracy']:.1f}%**", f"{run.seconds / 60:.1f}"])
-    base = majority(fresh)
+    base = majority(task.train_set, fresh)
     rows.append(["most common answer", "-", *(f"{100 * base[n]:.1f}%" for n in t.TERNARY_SUBTYPES),
                  f"{100 * base['all']:.1f}%", "-"])
 
@@ -75,13 +81,13 @@ def main() -> None:
     report.parent.mkdir(parents=True, exist_ok=True)
     curve = report.with_name(report.stem + "_curve.png")
     plot_eval_curves(histories, curve, keys=("accuracy",), title="Ternary Sort-of-CLEVR: held-out accuracy")
-    cfg = apply_overrides(t.RunConfig(), overrides)
-    header = ["model", "parameters", *t.TERNARY_SUBTYPES, "all", "training minutes"]
+    header = ["model", "parameters", *t.TERNARY_SUBTYPES, "all", "minutes (training + periodic evaluation)"]
     text = "\n".join([
         "# Sort-of-CLEVR, ternary questions: ternary RN vs pair RN vs MLP (state descriptions)",
         "",
         f"Generated by `python scripts/soc_ternary.py --runs {args.runs} --report {args.report} --models {args.models} "
-        f"--images {args.images} --seed {args.seed}{' ' if overrides else ''}{' '.join(overrides)}`.",
+        f"--images {args.images} --seed {args.seed}{' --resume' * args.resume}{' ' if overrides else ''}"
+        f"{' '.join(overrides)}`" + (" (finished runs reused)." if args.resume else "."),
         f"Machine: {machine_description()}. Training seed {cfg.train.seed}.",
         "",
         "Questions (`relnet.tasks.sort_of_clevr.ternary`): about two objects A and B and the four others. *between*: "
@@ -89,7 +95,8 @@ def main() -> None:
         f"{t.LINE_WIDTH} px of the line through A and B (yes/no); *obtuse*: for how many C has the triangle ABC an "
         "angle of at least 90 degrees (0-4).",
         f"Training: {cfg.data.train_images:,} scenes x {cfg.data.questions_per_image} questions, "
-        f"{cfg.train.steps:,} steps of {cfg.train.batch_size}, Adam {cfg.train.lr:g} ({cfg.train.schedule}, "
+        f"{cfg.train.steps:,} steps of {cfg.train.batch_size}, {cfg.train.optimizer} {cfg.train.lr:g} "
+        f"({cfg.train.schedule}, "
         f"warm-up {cfg.train.warmup_steps}). Models: g {list(cfg.model.g_dims)}, f {list(cfg.model.f_dims)} "
         f"(dropout {list(cfg.model.f_dropout)}); `rn3` sums g over the 216 ordered triples of the six objects, `rn` "
         "over the 36 ordered pairs, `mlp` reads the six objects and the question flattened through the same layers.",
@@ -97,6 +104,10 @@ def main() -> None:
         "seen in training.",
         "",
         markdown_table(header, rows),
+        "",
+        "The most common answer is each subtype's most common answer in training. The curve shows accuracy on the "
+        f"task's own {cfg.data.test_images} test scenes (stream {cfg.data.seed}) while training; the table, the "
+        "fresh scenes.",
         "",
         f"![curve]({curve.name})",
         "",

@@ -74,6 +74,8 @@ def test_every_subtype_and_answer_occurs_and_the_line_is_balanced():
     a, b, sub = t.decode_ternary(questions)
     assert set(np.unique(a)) == set(np.unique(b)) == set(range(6))  # yellow is asked about too
     assert (a != b).all()
+    pairs = np.bincount((6 * a + b).ravel(), minlength=36)[[6 * i + j for i in range(6) for j in range(6) if i != j]]
+    assert pairs.min() > 550 and pairs.max() < 790  # 20,000 questions over 30 ordered pairs: 667 each
     assert np.bincount(sub.ravel(), minlength=3).min() > 0.3 * sub.size
     line = answers[sub == 1]
     assert set(np.unique(line)) == {t.YES, t.NO} and 0.4 < (line == t.YES).mean() < 0.6
@@ -102,8 +104,10 @@ def test_questions_are_deterministic_per_image_and_leave_the_binary_stream_alone
     np.testing.assert_array_equal(a1[7:8], a2)
     q3, _ = t.ternary_questions(centres, seed=5, split="test")
     assert not np.array_equal(q1, q3)
-    binary = soc.generate_split(PARAMS, "train")
-    assert binary["questions"].shape[-1] == soc.QUESTION_DIM  # the binary data is what it was
+    a = t.decode_ternary(q1)[0]
+    for k in range(5):  # not the binary questions' stream [seed, split, k], which a zero stream word would give
+        binary = np.random.default_rng([5, soc.SPLIT_CODES["train"], k]).integers(0, 6, 10)
+        assert not np.array_equal(a[k], binary)
 
 
 def test_encode_decode_and_errors():
@@ -118,6 +122,15 @@ def test_encode_decode_and_errors():
         t.decode_ternary(np.zeros((1, 11), dtype=np.uint8))
     with pytest.raises(UserError):
         t.ternary_questions(np.zeros((1, 6, 2)), seed=0, split="train", per_image=0)
+    with pytest.raises(ValueError, match="split"):
+        t.ternary_questions(np.zeros((1, 6, 2)), seed=0, split="valid")
+    centres, one = np.zeros((1, 6, 2)), np.zeros((1, 1), dtype=np.int64)
+    with pytest.raises(ValueError, match="different"):
+        t.ternary_answers(centres, one, one, one)
+    with pytest.raises(ValueError, match="subtypes"):
+        t.ternary_answers(centres, one, one + 1, one + 3)
+    with pytest.raises(ValueError, match="need centres"):
+        t.ternary_answers(centres, one, one + 1, np.zeros((1, 2), dtype=np.int64))
     with pytest.raises(UserError, match="rn3"):
         t.build_model(t.ModelConfig(kind="rn4"))
 
@@ -129,8 +142,26 @@ def test_models_give_seven_logits(kind):
     assert out.shape == (4, len(t.TERNARY_ANSWERS))
 
 
+class AlwaysYes(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, objects: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.zeros(len(objects), dtype=torch.long), 7).float() + self.w
+
+
+def test_evaluation_counts_per_subtype():
+    examples = t.TernaryExamples(*t.scenes(PARAMS, "test"), seed=5, split="test", per_image=10)
+    got = t.evaluate(AlwaysYes(), examples, batch_size=7)  # batches that do not divide the 200 questions
+    answers, sub = examples.answers.numpy(), examples.subtypes.numpy()
+    assert got["n"] == 200 and got["accuracy"] == pytest.approx((answers == t.YES).mean())
+    assert got["by_subtype"]["line"] == pytest.approx((answers[sub == 1] == t.YES).mean())
+    assert got["by_subtype"]["between"] == got["by_subtype"]["obtuse"] == 0.0
+
+
 def test_tiny_fit_through_the_shared_trainer(tmp_path):
-    """The ternary RN memorises 40 questions, and the evaluation counts per subtype exactly."""
+    """The ternary RN memorises 40 questions; its checkpoint loads back to the same answers."""
     cfg = t.RunConfig(model=t.ModelConfig(g_dims=(64, 64), f_dims=(64,), f_dropout=(0.0,)),
                       data=t.DataConfig(train_images=4, test_images=2, questions_per_image=10),
                       train=TrainConfig(steps=300, batch_size=40, lr=3e-3, eval_every=300, log_every=100,
@@ -138,7 +169,11 @@ def test_tiny_fit_through_the_shared_trainer(tmp_path):
     task = t.TernaryTask(cfg)
     run = train(task, cfg.train, tmp_path / "run", progress=False)
     train_eval = t.evaluate(run.model, task.train_set)
-    assert train_eval["accuracy"] == 1.0 and train_eval["n"] == 40
+    assert train_eval["accuracy"] >= 0.95 and train_eval["n"] == 40
+    loaded, _ = t.load_model(tmp_path / "run" / "checkpoint")
+    assert t.evaluate(loaded, task.test_set) == t.evaluate(run.model, task.test_set)
+    with pytest.raises(UserError):
+        t.load_model(tmp_path)
     assert set(run.final_eval) >= {"accuracy", "acc_between", "acc_line", "acc_obtuse"}
     config = json.loads((tmp_path / "run" / "checkpoint" / "config.json").read_text())
     assert config["task"] == t.TASK and config["answers"] == NAMES
@@ -146,10 +181,11 @@ def test_tiny_fit_through_the_shared_trainer(tmp_path):
 
 def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch, capsys):
     report = tmp_path / "ternary.md"
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--runs", str(tmp_path / "runs"), "--report", str(report),
-                                      "--images", "5", "--train.steps=4", "--data.train_images=6",
-                                      "--data.test_images=2", "--train.eval_every=4", "--train.threads=1",
-                                      "--model.g_dims=8,8", "--model.f_dims=8", "--model.f_dropout=0.0", "--train.batch_size=20"])
+    argv = [str(SCRIPT), "--runs", str(tmp_path / "runs"), "--report", str(report), "--images", "5",
+            "--train.steps=4", "--data.train_images=6", "--data.test_images=2", "--train.eval_every=4",
+            "--train.threads=1", "--model.g_dims=8,8", "--model.f_dims=8", "--model.f_dropout=0.0",
+            "--train.batch_size=20"]
+    monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(SCRIPT), run_name="__main__")
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1].removeprefix("RESULT "))
@@ -159,3 +195,27 @@ def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch,
         assert row in text
     saved = json.loads(report.with_suffix(".json").read_text())
     assert saved["models"]["rn3"]["n"] == 50 and report.with_name("ternary_curve.png").exists()
+
+    # the baseline: each subtype's most common training answer, scored on the fresh questions
+    train_c, _ = t.scenes(soc.SortOfClevrParams(train_images=6, test_images=0, seed=1), "train")
+    fresh_c, _ = t.scenes(soc.SortOfClevrParams(train_images=1, test_images=5, seed=2026), "test")
+    (tq, ta), (fq, fa) = (t.ternary_questions(train_c, seed=1, split="train"),
+                          t.ternary_questions(fresh_c, seed=2026, split="test"))
+    ts, fs = t.decode_ternary(tq)[2], t.decode_ternary(fq)[2]
+    for k, name in enumerate(t.TERNARY_SUBTYPES):
+        if (fs == k).any():
+            common = np.bincount(ta[ts == k]).argmax()
+            assert saved["majority"][name] == pytest.approx((fa[fs == k] == common).mean())
+
+    # --resume reuses the finished runs: same numbers, no step trained again
+    logged = (tmp_path / "runs" / "rn3" / "metrics.jsonl").read_text()
+    monkeypatch.setattr(sys, "argv", [*argv, "--resume"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    again = json.loads(report.with_suffix(".json").read_text())
+    assert {k: v["accuracy"] for k, v in again["models"].items()} == result
+    assert (tmp_path / "runs" / "rn3" / "metrics.jsonl").read_text() == logged
+    assert "--resume" in report.read_text()
+
+    monkeypatch.setattr(sys, "argv", [*argv, "--model.kind=mlp"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(SCRIPT), run_name="__main__")

@@ -20,7 +20,8 @@ same seeds give the same scenes and images), with the semantics fixed and exact 
   the vertical distance, which a vertical line leaves undefined. Objects have a radius of 5 px; ``LINE_WIDTH = 8``
   makes the answer yes for 51.7% of the line questions of the default training set (4 px: 27%).
 * obtuse: some corner of ABC has a non-positive dot product of its two edge vectors, e.g. at C
-  ``(A - C) . (B - C) <= 0``. Centres are at least 10 px apart, so no triangle is degenerate at a corner.
+  ``(A - C) . (B - C) <= 0``. Centres are at least 10 px apart, so no side has zero length; three centres on one
+  line count as obtuse (the middle corner is 180 degrees).
 
 All three are computed in integer arithmetic on the integer centres, so there are no ties to break.
 
@@ -28,8 +29,9 @@ Question: ``TERNARY_QUESTION_DIM`` = 15 bits: colour of A one-hot (bits 0-5, the
 ``data.COLOR_NAMES``), colour of B one-hot (6-11), subtype one-hot (12-14). Answers: ``TERNARY_ANSWERS`` = yes, no,
 0, 1, 2, 3, 4 (7 classes). Questions of image ``k`` of split ``s`` come from
 ``np.random.default_rng([seed, SPLIT_CODES[s], k, TERNARY_STREAM])``, a stream of their own (the binary questions'
-stream is untouched): per question, A uniform over the six colours, B uniform over the other five, then the
-subtype uniform over the three.
+stream is untouched), which draws in blocks: the A of every question of the image (uniform over the six colours),
+then an offset 1-5 for each B (``B = (A + offset) mod 6``: uniform over the other five), then every subtype (uniform
+over the three). So a different ``questions_per_image`` gives different questions from the first on.
 
 The task (``TernaryTask``) reads each scene as its state description (``data.state_objects``: six objects of 10
 features) and trains one of three models with the shared trainer: ``rn3`` (``relnet.nn.TernaryRelationNetwork``,
@@ -41,6 +43,7 @@ question flattened into one MLP). ``scripts/soc_ternary.py`` trains the three si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,21 +51,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from relnet.checkpoint import load_weights, read_config
 from relnet.errors import UserError
 from relnet.nn.baselines import ObjectMLP
 from relnet.nn.relation import RelationNetwork
 from relnet.nn.ternary import TernaryRelationNetwork
 from relnet.tasks.sort_of_clevr import data as soc
-from relnet.train.config import TrainConfig, to_dict
+from relnet.train.config import TrainConfig, from_dict, to_dict
+from relnet.train.device import model_device
 
 TASK = "sort-of-clevr-ternary"
 TERNARY_SUBTYPES = ("between", "line", "obtuse")
 TERNARY_ANSWERS = ("yes", "no", "0", "1", "2", "3", "4")
 TERNARY_QUESTION_DIM = 2 * soc.NUM_OBJECTS + len(TERNARY_SUBTYPES)
-TERNARY_STREAM = 3  # fourth seed word of the ternary questions' stream
+TERNARY_STREAM = 3  # fourth seed word of the questions' stream; never 0: NumPy pads a seed list with zeros, so
+# [seed, split, k, 0] would be the binary questions' stream [seed, split, k]
 LINE_WIDTH = 8  # pixels: the "line" subtype's tolerance
 YES, NO, ZERO = 0, 1, 2  # answer indices; count n -> ZERO + n
 MODELS = ("rn3", "rn", "mlp")
+STATE_DIM = 10  # data.state_objects: colour one-hot (6), square, circle, x, y
 
 
 # ------------------------------------------------------------------------------------------------------ questions
@@ -98,12 +105,31 @@ def ternary_answers(centres: np.ndarray, a: np.ndarray, b: np.ndarray, subtype: 
 
     Shapes:
         centres ``(N, 6, 2)`` int (x, y); a, b, subtype ``(N, Q)`` int -> ``(N, Q)`` int64.
+
+    Raises:
+        ValueError: the shapes disagree, A equals B somewhere, or a colour or subtype is out of range.
     """
-    c = np.asarray(centres, dtype=np.int64)[:, None, :, :]  # (N, 1, 6, 2): every object as a candidate C
-    take = lambda idx: np.take_along_axis(np.asarray(centres, dtype=np.int64), idx[..., None], axis=1)[:, :, None]
-    pa, pb = take(np.asarray(a)), take(np.asarray(b))  # (N, Q, 1, 2)
-    objects = np.arange(soc.NUM_OBJECTS)
-    other = (objects != np.asarray(a)[..., None]) & (objects != np.asarray(b)[..., None])  # (N, Q, 6)
+    centres = np.asarray(centres, dtype=np.int64)
+    a, b, subtype = np.asarray(a), np.asarray(b), np.asarray(subtype)
+    n = soc.NUM_OBJECTS
+    if centres.shape[1:] != (n, 2) or a.ndim != 2 or not a.shape == b.shape == subtype.shape or len(a) != len(centres):
+        raise ValueError(f"need centres (N, {n}, 2) and a, b, subtype (N, Q); got {centres.shape}, {a.shape}, "
+                         f"{b.shape}, {subtype.shape}")
+    if (a == b).any() or not ((0 <= a) & (a < n) & (0 <= b) & (b < n)).all():
+        raise ValueError(f"A and B must be two different colours in 0..{n - 1}")
+    if not ((0 <= subtype) & (subtype < len(TERNARY_SUBTYPES))).all():
+        raise ValueError(f"subtypes must be in 0..{len(TERNARY_SUBTYPES) - 1}")
+
+    def corner(idx: np.ndarray) -> np.ndarray:  # (N, Q) object indices -> their centres (N, Q, 1, 2)
+        return np.take_along_axis(centres, idx[..., None], axis=1)[:, :, None]
+
+    def dot(p: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:  # (u - p) . (v - p) <= 0: angle at p >= 90
+        return ((u - p) * (v - p)).sum(-1)
+
+    c = centres[:, None, :, :]  # (N, 1, 6, 2): every object as a candidate C
+    pa, pb = corner(a), corner(b)  # (N, Q, 1, 2)
+    objects = np.arange(n)
+    other = (objects != a[..., None]) & (objects != b[..., None])  # (N, Q, 6)
 
     lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
     between = (other & ((lo <= c) & (c <= hi)).all(-1)).sum(-1)
@@ -112,12 +138,11 @@ def ternary_answers(centres: np.ndarray, a: np.ndarray, b: np.ndarray, subtype: 
     cross = ab[..., 0] * ac[..., 1] - ab[..., 1] * ac[..., 0]
     on_line = (other & (cross**2 <= LINE_WIDTH**2 * (ab**2).sum(-1))).any(-1)
 
-    dot = lambda p, u, v: ((u - p) * (v - p)).sum(-1)
     obtuse_at = (dot(pa, pb, c) <= 0) | (dot(pb, pa, c) <= 0) | (dot(c, pa, pb) <= 0)
     obtuse = (other & obtuse_at).sum(-1)
 
-    s = np.asarray(subtype)
-    return np.where(s == 0, ZERO + between, np.where(s == 1, np.where(on_line, YES, NO), ZERO + obtuse)).astype(np.int64)
+    line = np.where(on_line, YES, NO)
+    return np.where(subtype == 0, ZERO + between, np.where(subtype == 1, line, ZERO + obtuse)).astype(np.int64)
 
 
 def ternary_questions(centres: np.ndarray, *, seed: int, split: str, first_image: int = 0,
@@ -129,6 +154,8 @@ def ternary_questions(centres: np.ndarray, *, seed: int, split: str, first_image
     """
     if per_image < 1:
         raise UserError(f"per_image={per_image}: at least one ternary question per image is needed")
+    if split not in soc.SPLIT_CODES:
+        raise ValueError(f"split must be one of {soc.SPLITS}, got {split!r}")
     n_img = len(centres)
     a = np.empty((n_img, per_image), dtype=np.int64)
     b, s = np.empty_like(a), np.empty_like(a)
@@ -150,10 +177,10 @@ def describe_ternary(question: np.ndarray) -> str:
     """English rendering of one ternary question."""
     a, b, s = (int(v[0]) for v in decode_ternary(np.asarray(question).reshape(1, -1)))
     A, B = soc.COLOR_NAMES[a], soc.COLOR_NAMES[b]
-    return (f"How many objects lie in the box spanned by the {A} and the {B} object?",
+    return (f"How many other objects lie in the box spanned by the {A} and the {B} object?",
             f"Is another object on the line through the {A} and the {B} object?",
-            f"For how many objects C has the triangle of the {A} object, the {B} object and C an angle of at least "
-            "90 degrees?")[s]
+            f"For how many other objects C has the triangle of the {A} object, the {B} object and C an angle of at "
+            "least 90 degrees?")[s]
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -182,9 +209,6 @@ class RunConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=10_000, batch_size=64, lr=1e-3, schedule="cosine", warmup_steps=200, min_lr=2e-5, eval_every=1000,
         log_every=100, checkpoint_every=1000))
-
-
-STATE_DIM = 10  # data.state_objects: colour one-hot (6), square, circle, x, y
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
@@ -234,11 +258,11 @@ def scenes(params: soc.SortOfClevrParams, split: str) -> tuple[np.ndarray, np.nd
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, examples: TernaryExamples, *, batch_size: int = 2000) -> dict[str, Any]:
-    """Exact accuracy over every question, overall and per subtype, and how often each model answer is right."""
+def evaluate(model: nn.Module, examples: TernaryExamples, *, batch_size: int = 1000) -> dict[str, Any]:
+    """Exact accuracy over every question, overall and per subtype (counts, not means of batch means)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     correct = torch.zeros(len(examples), dtype=torch.bool)
     for start in range(0, len(examples), batch_size):
         idx = torch.arange(start, min(len(examples), start + batch_size))
@@ -260,7 +284,7 @@ class TernaryTask:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         d = cfg.data
-        params = soc.SortOfClevrParams(train_images=d.train_images, test_images=max(d.test_images, 1), seed=d.seed)
+        params = soc.SortOfClevrParams(train_images=d.train_images, test_images=d.test_images, seed=d.seed)
         self.train_set = TernaryExamples(*scenes(params, "train"), seed=d.seed, split="train",
                                          per_image=d.questions_per_image)
         self.test_set = (TernaryExamples(*scenes(params, "test"), seed=d.seed, split="test",
@@ -291,3 +315,15 @@ class TernaryTask:
         result = evaluate(model, self.test_set)
         result.update({f"acc_{k}": v for k, v in result.pop("by_subtype").items()})  # the log stays flat
         return result
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a ternary Sort-of-CLEVR model from a checkpoint folder (``model.safetensors`` + ``config.json``)."""
+    config = read_config(path, task=TASK)
+    try:
+        model = build_model(from_dict(ModelConfig, config["model"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"checkpoint {path}: field 'model' does not describe a ternary Sort-of-CLEVR model "
+                        f"({e})") from None
+    load_weights(path, model)
+    return model.eval(), config
