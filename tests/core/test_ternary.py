@@ -36,6 +36,42 @@ def test_matches_the_naive_triple_loop(reduce, distinct, masked, chunk):
     torch.testing.assert_close(trn(objects, question, mask), naive(trn, objects, question, mask))
 
 
+@pytest.mark.parametrize("distinct", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("chunk", [None, 5, 40])
+def test_pair_distances_match_the_naive_triple_loop(distinct, masked, chunk):
+    """g reads d_ij, d_ik and d_jk (the last two features are the position): values and gradients, dense, packed and
+    chunked (40 // (3 * 4 * 4) = 0, so the dense chunks are single rows of i)."""
+    trn = make(pair_distance=True, distinct=distinct, chunk_triples=chunk)
+    objects, question = inputs()
+    objects[0, 1, -2:] = objects[0, 3, -2:]  # two objects at one place: d = 0 must keep finite gradients
+    mask = MASK if masked else None
+    grads = []
+    for fn in (trn, lambda o, q, m: naive(trn, o, q, m)):
+        trn.zero_grad()
+        x = objects.clone().requires_grad_()
+        fn(x, question, mask).square().sum().backward()
+        grads.append([x.grad] + [p.grad.clone() for p in trn.parameters()])
+    assert trn.g_dist.grad.abs().sum() > 0
+    for a, b in zip(*grads):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b)
+
+
+def test_pair_distances_are_read_and_need_a_position():
+    trn = make(pair_distance=True)
+    objects, question = inputs()
+    moved = objects.clone()
+    moved[:, 0, -1] += 1.0  # move object 0: its distances change
+    with torch.no_grad():
+        trn.g_in.weight[:, [2, 5, 8]] = 0.0  # the second position feature of each slot no longer reaches g directly
+        assert not torch.allclose(trn(objects, question), trn(moved, question))
+        trn.g_dist.zero_()
+        torch.testing.assert_close(trn(objects, question), trn(moved, question))
+    with pytest.raises(ValueError, match="pair_distance needs"):
+        TernaryRelationNetwork(object_dim=1, g_dims=(4,), f_dims=(), out_dim=2, pair_distance=True)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_gradients_match_the_naive_triple_loop(masked):
     """Every parameter's gradient and the objects' gradient, through the factorised and the naive computation."""

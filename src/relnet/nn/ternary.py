@@ -49,6 +49,11 @@ class TernaryRelationNetwork(nn.Module):
             with them, the index lists of all valid triples are built first (see the module docstring).
         aggregate_norm: ``"layer"`` or ``"batch"`` normalises the aggregated relation before f (not in the paper;
             see ``RelationNetwork``).
+        pair_distance: g's first layer also reads the three distances within the triple, ``||p_i - p_j||``,
+            ``||p_i - p_k||`` and ``||p_j - p_k||``, ``p`` being the last two features of every object, each through
+            a learned weight per unit of the layer (as ``RelationNetwork(pair_distance=True)`` does for a pair). Not
+            in the paper: e.g. "is the angle at k obtuse" is then ``d_ij^2 >= d_ik^2 + d_jk^2``, a smooth function
+            of three inputs, instead of products that g would build out of ReLUs from six coordinates.
 
     Shapes:
         objects ``(B, N, D)``; question ``(B, Q)`` or None; mask ``(B, N)`` bool or None (True = real object).
@@ -68,6 +73,7 @@ class TernaryRelationNetwork(nn.Module):
         distinct: bool = False,
         chunk_triples: int | None = None,
         aggregate_norm: str | None = None,
+        pair_distance: bool = False,
     ) -> None:
         super().__init__()
         if not g_dims:
@@ -85,6 +91,14 @@ class TernaryRelationNetwork(nn.Module):
         self.chunk_triples = chunk_triples
         # g's first layer acts on [o_i; o_j; o_k; q]; stored whole (so it reads like the formula), applied split
         self.g_in = nn.Linear(3 * object_dim + question_dim, g_dims[0])
+        if pair_distance and object_dim < 2:
+            raise ValueError(f"pair_distance needs objects with a position in their last 2 features, got object_dim "
+                             f"{object_dim}")
+        # (3, H): the weights of d_ij, d_ik and d_jk, initialised as three more input columns of g_in would be
+        self.g_dist = nn.Parameter(torch.empty(3, g_dims[0])) if pair_distance else None
+        if self.g_dist is not None:
+            bound = 1.0 / (self.g_in.in_features + 3) ** 0.5
+            nn.init.uniform_(self.g_dist, -bound, bound)
         self.g_rest = MLP(g_dims[0], list(g_dims[1:]))
         self.relation_dim = g_dims[-1]
         self.norm = make_norm(aggregate_norm, g_dims[-1])
@@ -110,16 +124,33 @@ class TernaryRelationNetwork(nn.Module):
         """g from its first layer's pre-activation: ``(..., H) -> (rows, G)``; ``pre`` is overwritten."""
         return self.g_rest(torch.relu_(pre).view(-1, pre.shape[-1]))
 
-    def _dense(self, first: Tensor, second: Tensor, third: Tensor) -> Tensor:
-        """Sum of g over the triples with i in the rows of ``first``: ``(B, n, H), (B, N, H) x2 -> (B, G)``."""
+    def _distances(self, objects: Tensor) -> Tensor | None:
+        """``(B, N, N)`` distances between the objects' positions (their last two features), or None without."""
+        if self.g_dist is None:
+            return None
+        pos = objects[..., -2:]
+        return ((pos[:, :, None] - pos[:, None, :]).pow(2).sum(-1) + 1e-8).sqrt()  # finite gradient at d = 0
+
+    def _dense(self, first: Tensor, second: Tensor, third: Tensor, dist_rows: Tensor | None = None,
+               dist: Tensor | None = None) -> Tensor:
+        """Sum of g over the triples with i in the rows of ``first``: ``(B, n, H), (B, N, H) x2 -> (B, G)``;
+        ``dist_rows`` ``(B, n, N)`` and ``dist`` ``(B, N, N)`` are the distances when g reads them."""
         B = first.shape[0]
         pre = first[:, :, None, None] + second[:, None, :, None] + third[:, None, None, :]  # (B, n, N, N, H)
+        if self.g_dist is not None:
+            w = self.g_dist
+            pre = pre + dist_rows[:, :, :, None, None] * w[0] + dist_rows[:, :, None, :, None] * w[1]  # d_ij, d_ik
+            pre = pre + dist[:, None, :, :, None] * w[2]  # d_jk
         return self._g(pre).view(B, -1, self.relation_dim).sum(dim=1)
 
     def _packed(self, first: Tensor, second: Tensor, third: Tensor, b: Tensor, i: Tensor, j: Tensor,
-                k: Tensor, B: int) -> Tensor:
+                k: Tensor, B: int, dist: Tensor | None = None) -> Tensor:
         """Sum of g over an explicit triple list, per example: ``-> (B, G)``."""
-        h = self._g(first[b, i] + second[b, j] + third[b, k])  # (P, G)
+        pre = first[b, i] + second[b, j] + third[b, k]  # (P, H)
+        if self.g_dist is not None:
+            w = self.g_dist
+            pre = pre + dist[b, i, j, None] * w[0] + dist[b, i, k, None] * w[1] + dist[b, j, k, None] * w[2]
+        h = self._g(pre)  # (P, G)
         return h.new_zeros(B, self.relation_dim).index_add_(0, b, h)
 
     def _valid_triples(self, N: int, mask: Tensor | None, device: torch.device) -> Tensor | None:
@@ -141,13 +172,15 @@ class TernaryRelationNetwork(nn.Module):
         check_inputs(self, objects, question, mask)
         B, N, _ = objects.shape
         first, second, third = self._project(objects, question)
+        dist = self._distances(objects)  # (B, N, N) or None
         valid = self._valid_triples(N, mask, objects.device)
         if valid is None:  # every ordered triple: broadcast, no index lists
             rows = N if self.chunk_triples is None else max(1, self.chunk_triples // max(1, B * N * N))
             if rows >= N:
-                total = self._dense(first, second, third)
+                total = self._dense(first, second, third, dist, dist)
             else:
-                total = sum(maybe_checkpoint(self._dense, first[:, r : r + rows], second, third)
+                total = sum(maybe_checkpoint(self._dense, first[:, r : r + rows], second, third,
+                                             None if dist is None else dist[:, r : r + rows], dist)
                             for r in range(0, N, rows))
             count = torch.full((B, 1), float(N**3), device=objects.device)  # float32: N^k overflows fp16
         else:
@@ -156,13 +189,13 @@ class TernaryRelationNetwork(nn.Module):
             P = b.numel()
             step = P if self.chunk_triples is None else self.chunk_triples
             if P <= step:
-                total = self._packed(first, second, third, b, i, j, k, B)
+                total = self._packed(first, second, third, b, i, j, k, B, dist)
             else:
                 total = sum(
                     maybe_checkpoint(
-                        lambda x, y, z, s=s: self._packed(x, y, z, b[s : s + step], i[s : s + step],
-                                                          j[s : s + step], k[s : s + step], B),
-                        first, second, third)
+                        lambda x, y, z, d, s=s: self._packed(x, y, z, b[s : s + step], i[s : s + step],
+                                                             j[s : s + step], k[s : s + step], B, d),
+                        first, second, third, dist)
                     for s in range(0, P, step))
             count = valid.sum(dim=(1, 2, 3)).float()[:, None]  # (B, 1)
         if self.reduce == "mean":
@@ -190,7 +223,11 @@ def naive_ternary_relation_network(trn: TernaryRelationNetwork, objects: Tensor,
                         continue
                     parts = [objects[bi, i], objects[bi, j], objects[bi, k]]
                     parts += [question[bi]] if question is not None else []
-                    rels.append(trn.g_rest(torch.relu(trn.g_in(torch.cat(parts)))[None])[0])
+                    pre = trn.g_in(torch.cat(parts))
+                    if trn.g_dist is not None:  # + d_ij w_0 + d_ik w_1 + d_jk w_2, positions = the last two features
+                        for w, (u, v) in zip(trn.g_dist, ((i, j), (i, k), (j, k))):
+                            pre = pre + torch.sqrt(((objects[bi, u, -2:] - objects[bi, v, -2:]) ** 2).sum() + 1e-8) * w
+                    rels.append(trn.g_rest(torch.relu(pre)[None])[0])
         total = torch.stack(rels).sum(0)
         if trn.reduce == "mean":
             total = total / max(1, len(rels) - 1)
