@@ -93,7 +93,8 @@ def main() -> None:
         "Questions (`relnet.tasks.sort_of_clevr.ternary`): about two objects A and B and the four others. *between*: "
         "how many lie in the box spanned by A and B (0-4); *line*: is one within "
         f"{t.LINE_WIDTH} px of the line through A and B (yes/no); *obtuse*: for how many C has the triangle ABC an "
-        "angle of at least 90 degrees (0-4).",
+        "angle of at least 90 degrees (0-4); and one binary question, *left*: is A left of B (yes/no), which "
+        "teaches the models which objects A and B are (see the module docstring).",
         f"Training: {cfg.data.train_images:,} scenes x {cfg.data.questions_per_image} questions, "
         f"{cfg.train.steps:,} steps of {cfg.train.batch_size}, {cfg.train.optimizer} {cfg.train.lr:g} "
         f"({cfg.train.schedule}, "

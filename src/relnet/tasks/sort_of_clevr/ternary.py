@@ -10,6 +10,7 @@ same seeds give the same scenes and images), with the semantics fixed and exact 
     line      is another object on the line through A and B?                    yes / no
     obtuse    for how many other objects C has the triangle ABC an angle of     0 .. 4
               at least 90 degrees?
+    left      is A left of B?                                                   yes / no
 
 * A and B are two *different* colours of all six (kimhc6028 drew them from the first five only, so yellow was never
   asked about); "other objects" are the four that are neither A nor B.
@@ -23,15 +24,22 @@ same seeds give the same scenes and images), with the semantics fixed and exact 
   ``(A - C) . (B - C) <= 0``. Centres are at least 10 px apart, so no side has zero length; three centres on one
   line count as obtuse (the middle corner is 180 degrees).
 
-All three are computed in integer arithmetic on the integer centres, so there are no ties to break.
+* left (a binary question, not a ternary one): ``xA < xB`` (column of the centre; equal columns: no). It is there
+  for training, as kimhc6028 trained its ternary RN on binary and unary questions too: its answer is a linear
+  function of where A and B are, so it teaches g which objects are A and B. Without it every subtype is an even
+  function of the coordinate differences (invariant under the table's reflections), no first-order signal reaches
+  g, and the ternary RN, the pair RN and the MLP all stayed at the most common answer for the first 1,500-2,000
+  steps in short runs (session 27).
 
-Question: ``TERNARY_QUESTION_DIM`` = 15 bits: colour of A one-hot (bits 0-5, the colour order of
-``data.COLOR_NAMES``), colour of B one-hot (6-11), subtype one-hot (12-14). Answers: ``TERNARY_ANSWERS`` = yes, no,
+All four are computed in integer arithmetic on the integer centres, so there are no ties to break.
+
+Question: ``TERNARY_QUESTION_DIM`` = 16 bits: colour of A one-hot (bits 0-5, the colour order of
+``data.COLOR_NAMES``), colour of B one-hot (6-11), subtype one-hot (12-15). Answers: ``TERNARY_ANSWERS`` = yes, no,
 0, 1, 2, 3, 4 (7 classes). Questions of image ``k`` of split ``s`` come from
 ``np.random.default_rng([seed, SPLIT_CODES[s], k, TERNARY_STREAM])``, a stream of their own (the binary questions'
 stream is untouched), which draws in blocks: the A of every question of the image (uniform over the six colours),
 then an offset 1-5 for each B (``B = (A + offset) mod 6``: uniform over the other five), then every subtype (uniform
-over the three). So a different ``questions_per_image`` gives different questions from the first on.
+over the four). So a different ``questions_per_image`` gives different questions from the first on.
 
 The task (``TernaryTask``) reads each scene as its state description (``data.state_objects``: six objects of 10
 features) and trains one of three models with the shared trainer: ``rn3`` (``relnet.nn.TernaryRelationNetwork``,
@@ -61,7 +69,7 @@ from relnet.train.config import TrainConfig, from_dict, to_dict
 from relnet.train.device import model_device
 
 TASK = "sort-of-clevr-ternary"
-TERNARY_SUBTYPES = ("between", "line", "obtuse")
+TERNARY_SUBTYPES = ("between", "line", "obtuse", "left")
 TERNARY_ANSWERS = ("yes", "no", "0", "1", "2", "3", "4")
 TERNARY_QUESTION_DIM = 2 * soc.NUM_OBJECTS + len(TERNARY_SUBTYPES)
 TERNARY_STREAM = 3  # fourth seed word of the questions' stream; never 0: NumPy pads a seed list with zeros, so
@@ -76,24 +84,24 @@ STATE_DIM = 10  # data.state_objects: colour one-hot (6), square, circle, x, y
 
 
 def encode_ternary(a: int, b: int, subtype: int) -> np.ndarray:
-    """The 15-bit question (uint8) asking ``TERNARY_SUBTYPES[subtype]`` about colours ``a`` and ``b`` (a != b)."""
+    """The 16-bit question (uint8) asking ``TERNARY_SUBTYPES[subtype]`` about colours ``a`` and ``b`` (a != b)."""
     n = soc.NUM_OBJECTS
     if not (0 <= a < n and 0 <= b < n and a != b and 0 <= subtype < len(TERNARY_SUBTYPES)):
-        raise ValueError(f"need two different colours in 0..{n - 1} and a subtype in 0..2, got {a}, {b}, {subtype}")
+        raise ValueError(f"need two different colours in 0..{n - 1} and a subtype in 0..3, got {a}, {b}, {subtype}")
     q = np.zeros(TERNARY_QUESTION_DIM, dtype=np.uint8)
     q[a] = q[n + b] = q[2 * n + subtype] = 1
     return q
 
 
 def decode_ternary(questions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(..., 15)`` questions -> colour of A, colour of B, subtype (each ``(...)`` int64); ValueError if malformed."""
+    """``(..., 16)`` questions -> colour of A, colour of B, subtype (each ``(...)`` int64); ValueError if malformed."""
     q = np.asarray(questions)
     n = soc.NUM_OBJECTS
     if q.shape[-1:] != (TERNARY_QUESTION_DIM,):
         raise ValueError(f"ternary questions must have a last dimension of {TERNARY_QUESTION_DIM}, got {q.shape}")
     parts = (q[..., :n], q[..., n:2 * n], q[..., 2 * n:])
     if not all(((p == 0) | (p == 1)).all() and (p.sum(-1) == 1).all() for p in parts):
-        raise ValueError("each ternary question needs one bit in 0-5, one in 6-11 and one in 12-14")
+        raise ValueError("each ternary question needs one bit in 0-5, one in 6-11 and one in 12-15")
     a, b, s = (p.argmax(-1).astype(np.int64) for p in parts)
     if (a == b).any():
         raise ValueError("a ternary question asks about two different colours")
@@ -142,7 +150,9 @@ def ternary_answers(centres: np.ndarray, a: np.ndarray, b: np.ndarray, subtype: 
     obtuse = (other & obtuse_at).sum(-1)
 
     line = np.where(on_line, YES, NO)
-    return np.where(subtype == 0, ZERO + between, np.where(subtype == 1, line, ZERO + obtuse)).astype(np.int64)
+    left = np.where(pa[:, :, 0, 0] < pb[:, :, 0, 0], YES, NO)
+    answer = np.select([subtype == 0, subtype == 1, subtype == 2], [ZERO + between, line, ZERO + obtuse], left)
+    return answer.astype(np.int64)
 
 
 def ternary_questions(centres: np.ndarray, *, seed: int, split: str, first_image: int = 0,
@@ -150,7 +160,7 @@ def ternary_questions(centres: np.ndarray, *, seed: int, split: str, first_image
     """``per_image`` ternary questions for each scene, image ``k`` being image ``first_image + k`` of ``split``.
 
     Shapes:
-        centres ``(N, 6, 2)`` -> questions ``(N, per_image, 15)`` uint8, answers ``(N, per_image)`` int64.
+        centres ``(N, 6, 2)`` -> questions ``(N, per_image, 16)`` uint8, answers ``(N, per_image)`` int64.
     """
     if per_image < 1:
         raise UserError(f"per_image={per_image}: at least one ternary question per image is needed")
@@ -192,6 +202,10 @@ class ModelConfig:
     g_dims: tuple[int, ...] = (256, 256, 256)  # rn3, rn
     f_dims: tuple[int, ...] = (256, 256)  # rn3, rn; the mlp's hidden layers are g_dims + f_dims
     f_dropout: tuple[float, ...] = (0.0, 0.1)
+    reduce: str = "sum"  # rn3, rn: sum or mean over the triples / pairs
+    tag_objects: bool = True  # each object also carries "is A" and "is B", read from the question (TaggedObjects)
+    pair_distance: bool = True  # rn3, rn: g also reads the distances within its triple / pair (not in the paper)
+    aggregate_norm: str = ""  # rn3, rn: "layer" normalises the pooled relation before f (not in the paper)
 
 
 @dataclass
@@ -211,21 +225,45 @@ class RunConfig:
         log_every=100, checkpoint_every=1000))
 
 
+class TaggedObjects(nn.Module):
+    """Puts before each object's features whether it is the question's A and whether it is its B, then runs
+    ``inner`` (in front, so that the position stays the last two features, where ``pair_distance`` reads it).
+
+    An object's tags are its colour one-hot (features 0-5) dotted with the question's colour bits, so the model need
+    not learn to match colours: what remains is the geometry of A, B and the others, where triples and pairs differ.
+
+    Shapes:
+        objects ``(B, 6, 10)``, question ``(B, 16)`` -> ``inner(objects (B, 6, 12), question)``.
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, objects: Tensor, question: Tensor) -> Tensor:
+        n = soc.NUM_OBJECTS
+        colour = objects[..., :n]  # (B, 6, 6)
+        tags = torch.stack([(colour * question[:, None, :n]).sum(-1),
+                            (colour * question[:, None, n:2 * n]).sum(-1)], dim=-1)  # (B, 6, 2)
+        return self.inner(torch.cat([tags, objects], dim=-1), question)
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """The ``cfg.kind`` model over six state objects and a 15-bit question, giving 7 logits."""
-    common = dict(out_dim=len(TERNARY_ANSWERS), f_dropout=cfg.f_dropout)
+    """The ``cfg.kind`` model over six state objects and a 16-bit question, giving 7 logits."""
+    dim = STATE_DIM + 2 * cfg.tag_objects
+    common = dict(object_dim=dim, question_dim=TERNARY_QUESTION_DIM, out_dim=len(TERNARY_ANSWERS))
+    relation = dict(g_dims=cfg.g_dims, f_dims=cfg.f_dims, f_dropout=cfg.f_dropout, reduce=cfg.reduce,
+                    aggregate_norm=cfg.aggregate_norm or None, pair_distance=cfg.pair_distance)
     if cfg.kind == "rn3":
-        return TernaryRelationNetwork(object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM, g_dims=cfg.g_dims,
-                                      f_dims=cfg.f_dims, **common)
-    if cfg.kind == "rn":
-        return RelationNetwork(object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM, g_dims=cfg.g_dims,
-                               f_dims=cfg.f_dims, **common)
-    if cfg.kind == "mlp":
-        dims = (*cfg.g_dims, *cfg.f_dims)
-        return ObjectMLP(num_objects=soc.NUM_OBJECTS, object_dim=STATE_DIM, question_dim=TERNARY_QUESTION_DIM,
-                         hidden_dims=dims, out_dim=len(TERNARY_ANSWERS),
-                         dropout=(*[0.0] * len(cfg.g_dims), *cfg.f_dropout))
-    raise UserError(f"--model {cfg.kind}: expected one of {', '.join(MODELS)}")
+        model: nn.Module = TernaryRelationNetwork(**common, **relation)
+    elif cfg.kind == "rn":
+        model = RelationNetwork(**common, **relation)
+    elif cfg.kind == "mlp":
+        model = ObjectMLP(**common, num_objects=soc.NUM_OBJECTS, hidden_dims=(*cfg.g_dims, *cfg.f_dims),
+                          dropout=(*[0.0] * len(cfg.g_dims), *cfg.f_dropout))
+    else:
+        raise UserError(f"--model {cfg.kind}: expected one of {', '.join(MODELS)}")
+    return TaggedObjects(model) if cfg.tag_objects else model
 
 
 # ----------------------------------------------------------------------------------------------------------- task
@@ -240,7 +278,7 @@ class TernaryExamples:
                                                per_image=per_image)
         self.per_image = per_image
         self.objects = torch.from_numpy(soc.state_objects(centres, shapes))  # (N, 6, 10)
-        self.questions = torch.from_numpy(questions.reshape(-1, TERNARY_QUESTION_DIM)).float()  # (N*Q, 15)
+        self.questions = torch.from_numpy(questions.reshape(-1, TERNARY_QUESTION_DIM)).float()  # (N*Q, 16)
         self.answers = torch.from_numpy(answers.reshape(-1))  # (N*Q,)
         self.subtypes = torch.from_numpy(decode_ternary(questions)[2].reshape(-1))  # (N*Q,)
 
