@@ -29,12 +29,17 @@ from relnet.train.config import apply_overrides, to_dict
 from relnet.train.loop import train
 
 
+def pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.1f}%"  # NaN: a subtype not asked
+
+
 def majority(train_set: t.TernaryExamples, test_set: t.TernaryExamples) -> dict[str, float]:
     """Accuracy on ``test_set`` of always giving each subtype's most common training answer (the baseline to beat)."""
     right = torch.zeros(len(test_set), dtype=torch.bool)
     for k in range(len(t.TERNARY_SUBTYPES)):
-        sel = test_set.subtypes == k
-        right[sel] = test_set.answers[sel] == torch.bincount(train_set.answers[train_set.subtypes == k]).argmax()
+        sel, seen = test_set.subtypes == k, train_set.answers[train_set.subtypes == k]
+        if sel.any() and len(seen):
+            right[sel] = test_set.answers[sel] == torch.bincount(seen).argmax()
     out = {name: float(right[test_set.subtypes == k].float().mean()) for k, name in enumerate(t.TERNARY_SUBTYPES)}
     return {**out, "all": float(right.float().mean())}
 
@@ -56,7 +61,7 @@ def main() -> None:
     cfg = apply_overrides(t.RunConfig(), overrides)
     fresh_params = soc.SortOfClevrParams(train_images=1, test_images=args.images, seed=args.seed)
     fresh = t.TernaryExamples(*t.scenes(fresh_params, "test"), seed=args.seed, split="test",
-                              per_image=cfg.data.questions_per_image)
+                              per_image=cfg.data.questions_per_image, subtypes=cfg.data.subtypes)
 
     rows, results, histories, task = [], {}, {}, None
     for kind in models:
@@ -71,11 +76,10 @@ def main() -> None:
         results[kind] = {**res, "train_seconds": run.seconds, "wall_seconds": wall, "parameters": params,
                          "steps": run.step}
         histories[kind] = run.history
-        rows.append([f"`{kind}`", f"{params:,}", *(f"{100 * res['by_subtype'][n]:.1f}%" for n in t.TERNARY_SUBTYPES),
-                     f"**{100 * res['accuracy']:.1f}%**", f"{run.seconds / 60:.1f}"])
+        rows.append([f"`{kind}`", f"{params:,}", *(pct(res["by_subtype"][n]) for n in t.TERNARY_SUBTYPES),
+                     f"**{pct(res['accuracy'])}**", f"{run.seconds / 60:.1f}"])
     base = majority(task.train_set, fresh)
-    rows.append(["most common answer", "-", *(f"{100 * base[n]:.1f}%" for n in t.TERNARY_SUBTYPES),
-                 f"{100 * base['all']:.1f}%", "-"])
+    rows.append(["most common answer", "-", *(pct(base[n]) for n in t.TERNARY_SUBTYPES), pct(base["all"]), "-"])
 
     report = Path(args.report)
     report.parent.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,17 @@ def test_questions_are_deterministic_per_image_and_leave_the_binary_stream_alone
         assert not np.array_equal(a[k], binary)
 
 
+def test_a_subset_of_subtypes(scenes):
+    centres, _ = scenes
+    q, _ = t.ternary_questions(centres, seed=5, split="train", subtypes=("between", "obtuse"))
+    assert set(np.unique(t.decode_ternary(q)[2])) == {0, 2}
+    default, explicit = (t.ternary_questions(centres, seed=5, split="train", **kw)[0]
+                         for kw in ({}, {"subtypes": t.TERNARY_SUBTYPES}))
+    np.testing.assert_array_equal(default, explicit)
+    with pytest.raises(UserError, match="expected some of"):
+        t.ternary_questions(centres, seed=5, split="train", subtypes=("between", "inside"))
+
+
 def test_encode_decode_and_errors():
     q = t.encode_ternary(5, 0, 2)
     assert [int(v.item()) for v in t.decode_ternary(q[None])] == [5, 0, 2]
@@ -222,3 +233,16 @@ def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch,
     monkeypatch.setattr(sys, "argv", [*argv, "--model.kind=mlp"])
     with pytest.raises(SystemExit):
         runpy.run_path(str(SCRIPT), run_name="__main__")
+
+
+def test_script_without_a_subtype_leaves_its_column_empty(tmp_path, monkeypatch, capsys):
+    report = tmp_path / "r.md"
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--runs", str(tmp_path / "runs"), "--report", str(report),
+                                      "--models", "rn3", "--images", "4", "--train.steps=2", "--data.train_images=4",
+                                      "--data.test_images=2", "--train.threads=1", "--model.g_dims=8",
+                                      "--model.f_dims=8", "--model.f_dropout=0.0", "--train.batch_size=20",
+                                      "--data.subtypes=between,line,obtuse"])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| `rn3` |"))
+    assert row.split(" | ")[5] == "-"  # model, parameters, between, line, obtuse, left
+    assert "nan" not in report.read_text().lower()
