@@ -104,7 +104,10 @@ def main() -> None:
         f"({cfg.train.schedule}, "
         f"warm-up {cfg.train.warmup_steps}). Models: g {list(cfg.model.g_dims)}, f {list(cfg.model.f_dims)} "
         f"(dropout {list(cfg.model.f_dropout)}); `rn3` sums g over the 216 ordered triples of the six objects, `rn` "
-        "over the 36 ordered pairs, `mlp` reads the six objects and the question flattened through the same layers.",
+        "over the 36 ordered pairs, `mlp` reads the six objects and the question flattened through the same layers."
+        + (" Each object also carries 'is A' and 'is B' (`--model.tag_objects`)." if cfg.model.tag_objects else "")
+        + (" g also reads the distances within its triple or pair (`--model.pair_distance`; not in the paper)."
+           if cfg.model.pair_distance else ""),
         f"Test: {len(fresh):,} questions over {args.images:,} freshly generated scenes (stream {args.seed}), never "
         "seen in training.",
         "",
