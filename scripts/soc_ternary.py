@@ -29,6 +29,9 @@ from relnet.train.config import apply_overrides, to_dict
 from relnet.train.loop import train
 
 
+NAN = float("nan")
+
+
 def pct(x: float) -> str:
     return "-" if x != x else f"{100 * x:.1f}%"  # NaN: a subtype not asked
 
@@ -76,7 +79,7 @@ def main() -> None:
         results[kind] = {**res, "train_seconds": run.seconds, "wall_seconds": wall, "parameters": params,
                          "steps": run.step}
         histories[kind] = run.history
-        rows.append([f"`{kind}`", f"{params:,}", *(pct(res["by_subtype"][n]) for n in t.TERNARY_SUBTYPES),
+        rows.append([f"`{kind}`", f"{params:,}", *(pct(res["by_subtype"].get(n, NAN)) for n in t.TERNARY_SUBTYPES),
                      f"**{pct(res['accuracy'])}**", f"{run.seconds / 60:.1f}"])
     base = majority(task.train_set, fresh)
     rows.append(["most common answer", "-", *(pct(base[n]) for n in t.TERNARY_SUBTYPES), pct(base["all"]), "-"])
@@ -97,8 +100,8 @@ def main() -> None:
         "Questions (`relnet.tasks.sort_of_clevr.ternary`): about two objects A and B and the four others. *between*: "
         "how many lie in the box spanned by A and B (0-4); *line*: is one within "
         f"{t.LINE_WIDTH} px of the line through A and B (yes/no); *obtuse*: for how many C has the triangle ABC an "
-        "angle of at least 90 degrees (0-4); and one binary question, *left*: is A left of B (yes/no), which "
-        "teaches the models which objects A and B are (see the module docstring).",
+        "angle of at least 90 degrees (0-4); with `--data.subtypes=...,left` also one binary question, *left*: is A "
+        f"left of B (yes/no). Asked here: {', '.join(cfg.data.subtypes)}.",
         f"Training: {cfg.data.train_images:,} scenes x {cfg.data.questions_per_image} questions, "
         f"{cfg.train.steps:,} steps of {cfg.train.batch_size}, {cfg.train.optimizer} {cfg.train.lr:g} "
         f"({cfg.train.schedule}, "
