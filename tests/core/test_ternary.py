@@ -25,6 +25,17 @@ def inputs(B=3, N=4, D=3, Q=2, seed=1):
 MASK = torch.tensor([[True, True, False, True], [True, True, True, True], [False, False, False, False]])
 
 
+def gradients(trn, objects, question, mask) -> list[list[torch.Tensor]]:
+    """The objects' gradient and every parameter's, through the module and through the naive triple loop."""
+    grads = []
+    for fn in (trn, lambda o, q, m: naive(trn, o, q, m)):
+        trn.zero_grad()
+        x = objects.clone().requires_grad_()
+        fn(x, question, mask).square().sum().backward()
+        grads.append([x.grad] + [p.grad.clone() for p in trn.parameters()])
+    return grads
+
+
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 @pytest.mark.parametrize("distinct", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
@@ -45,15 +56,9 @@ def test_pair_distances_match_the_naive_triple_loop(distinct, masked, chunk):
     trn = make(pair_distance=True, distinct=distinct, chunk_triples=chunk)
     objects, question = inputs()
     objects[0, 1, -2:] = objects[0, 3, -2:]  # two objects at one place: d = 0 must keep finite gradients
-    mask = MASK if masked else None
-    grads = []
-    for fn in (trn, lambda o, q, m: naive(trn, o, q, m)):
-        trn.zero_grad()
-        x = objects.clone().requires_grad_()
-        fn(x, question, mask).square().sum().backward()
-        grads.append([x.grad] + [p.grad.clone() for p in trn.parameters()])
+    fast, slow = gradients(trn, objects, question, MASK if masked else None)
     assert trn.g_dist.grad.abs().sum() > 0
-    for a, b in zip(*grads):
+    for a, b in zip(fast, slow):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b)
 
@@ -77,15 +82,9 @@ def test_gradients_match_the_naive_triple_loop(masked):
     """Every parameter's gradient and the objects' gradient, through the factorised and the naive computation."""
     trn = make(reduce="mean", aggregate_norm="layer")
     objects, question = inputs()
-    mask = MASK if masked else None
-    grads = []
-    for fn in (trn, lambda o, q, m: naive(trn, o, q, m)):
-        trn.zero_grad()
-        x = objects.clone().requires_grad_()
-        fn(x, question, mask).square().sum().backward()
-        grads.append([x.grad] + [p.grad.clone() for p in trn.parameters()])
-    assert len(grads[0]) == 1 + len(list(trn.parameters()))
-    for a, b in zip(*grads):
+    fast, slow = gradients(trn, objects, question, MASK if masked else None)
+    assert len(fast) == 1 + len(list(trn.parameters()))
+    for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b)
 
 
