@@ -26,7 +26,8 @@ same seeds give the same scenes and images), with the semantics fixed and exact 
 * left (a binary question, asked only with ``--data.subtypes=between,line,obtuse,left``): ``xA < xB`` (column of
   the centre; equal columns: no). I added it as a curriculum (kimhc6028 trained its ternary RN on binary and unary
   questions too): the three ternary subtypes are unchanged by the table's reflections, so at the start no
-  first-order signal tells g which objects are A and B, and 1,500-3,000-step runs stayed at the most common answer.
+  first-order signal tells g which objects are A and B, and runs stopped after 1,000-2,000 steps were still at the
+  most common answer.
   Measured over 6,000 steps it did not help: the ternary RN learnt the three ternary subtypes better without it
   (reports/sort_of_clevr_ternary.md), so it is off by default.
 
