@@ -43,8 +43,27 @@ def majority(train_set: t.TernaryExamples, test_set: t.TernaryExamples) -> dict[
         sel, seen = test_set.subtypes == k, train_set.answers[train_set.subtypes == k]
         if sel.any() and len(seen):
             right[sel] = test_set.answers[sel] == torch.bincount(seen).argmax()
-    out = {name: float(right[test_set.subtypes == k].float().mean()) for k, name in enumerate(t.TERNARY_SUBTYPES)}
+    out = {name: float(right[test_set.subtypes == k].float().mean()) for k, name in enumerate(t.TERNARY_SUBTYPES)
+           if (test_set.subtypes == k).any()}  # subtypes not asked are left out
     return {**out, "all": float(right.float().mean())}
+
+
+def check_reuse(run_dir: Path, cfg: t.RunConfig) -> None:
+    """Refuse to reuse a run (``--resume``) trained with other model, data or step settings than ``cfg``: the report
+    would describe the current settings, not the run's."""
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        return
+    old = json.loads(saved.read_text())
+    old.get("data", {}).setdefault("subtypes", list(t.TERNARY_SUBTYPES))  # runs from before --data.subtypes
+    new = json.loads(json.dumps(to_dict(cfg)))
+    for key in ("model", "data"):
+        if old.get(key) != new[key]:
+            raise SystemExit(f"--resume: {run_dir} was trained with {key} {old.get(key)}, not {new[key]}; use the "
+                             "same options or another --runs")
+    if old.get("train", {}).get("steps") != cfg.train.steps:
+        raise SystemExit(f"--resume: {run_dir} was trained for {old.get('train', {}).get('steps')} steps, not "
+                         f"{cfg.train.steps}; use --train.steps={old.get('train', {}).get('steps')} or another --runs")
 
 
 def main() -> None:
@@ -69,6 +88,8 @@ def main() -> None:
     rows, results, histories, task = [], {}, {}, None
     for kind in models:
         run_cfg = apply_overrides(t.RunConfig(model=t.ModelConfig(kind=kind)), overrides)
+        if args.resume:
+            check_reuse(Path(args.runs) / kind, run_cfg)
         start = time.perf_counter()
         task = t.TernaryTask(run_cfg)
         run = train(task, run_cfg.train, Path(args.runs) / kind, run_config=to_dict(run_cfg), resume=args.resume)
@@ -82,7 +103,8 @@ def main() -> None:
         rows.append([f"`{kind}`", f"{params:,}", *(pct(res["by_subtype"].get(n, NAN)) for n in t.TERNARY_SUBTYPES),
                      f"**{pct(res['accuracy'])}**", f"{run.seconds / 60:.1f}"])
     base = majority(task.train_set, fresh)
-    rows.append(["most common answer", "-", *(pct(base[n]) for n in t.TERNARY_SUBTYPES), pct(base["all"]), "-"])
+    rows.append(["most common answer", "-", *(pct(base.get(n, NAN)) for n in t.TERNARY_SUBTYPES), pct(base["all"]),
+                 "-"])
 
     report = Path(args.report)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +149,7 @@ def main() -> None:
     tmp.write_text(text)
     tmp.replace(report)
     out = {"models": results, "majority": base, "images": args.images, "seed": args.seed, "overrides": overrides}
-    report.with_suffix(".json").write_text(json.dumps(out, indent=2))
+    report.with_suffix(".json").write_text(json.dumps(out, indent=2, allow_nan=False))
     print(text)
     print("RESULT " + json.dumps({k: v["accuracy"] for k, v in results.items()}))
 

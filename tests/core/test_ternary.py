@@ -49,10 +49,10 @@ def test_matches_the_naive_triple_loop(reduce, distinct, masked, chunk):
 
 @pytest.mark.parametrize("distinct", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("chunk", [None, 5, 40])
+@pytest.mark.parametrize("chunk", [None, 5, 40, 100])
 def test_pair_distances_match_the_naive_triple_loop(distinct, masked, chunk):
     """g reads d_ij, d_ik and d_jk (the last two features are the position): values and gradients, dense, packed and
-    chunked (40 // (3 * 4 * 4) = 0, so the dense chunks are single rows of i)."""
+    chunked (dense chunks of 40 // (3 * 4 * 4) -> 1 row of i; of 100 // 48 = 2 rows)."""
     trn = make(pair_distance=True, distinct=distinct, chunk_triples=chunk)
     objects, question = inputs()
     objects[0, 1, -2:] = objects[0, 3, -2:]  # two objects at one place: d = 0 must keep finite gradients

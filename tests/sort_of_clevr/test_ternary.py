@@ -129,6 +129,7 @@ def test_encode_decode_and_errors():
     q = t.encode_ternary(5, 0, 2)
     assert [int(v.item()) for v in t.decode_ternary(q[None])] == [5, 0, 2]
     assert "yellow" in t.describe_ternary(q) and "red" in t.describe_ternary(q)
+    assert [t.describe_ternary(t.encode_ternary(0, 1, k)).split()[0] for k in range(4)] == ["How", "Is", "For", "Is"]
     with pytest.raises(ValueError):
         t.encode_ternary(3, 3, 0)
     with pytest.raises(ValueError):
@@ -236,6 +237,12 @@ def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch,
 
     monkeypatch.setattr(sys, "argv", [*argv, "--model.kind=mlp"])
     with pytest.raises(SystemExit):
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [*argv, "--resume", "--train.steps=6"])  # a finished run of other settings
+    with pytest.raises(SystemExit, match="trained for 4 steps"):
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [*argv, "--resume", "--data.subtypes=between"])
+    with pytest.raises(SystemExit, match="trained with data"):
         runpy.run_path(str(SCRIPT), run_name="__main__")
 
 
