@@ -47,6 +47,12 @@ def check_inputs(module: nn.Module, objects: Tensor, question: Tensor | None, ma
         raise ValueError(f"mask must be a bool tensor of shape ({B}, {N}), got {mask.dtype} {tuple(mask.shape)}")
 
 
+def distance(u: Tensor, v: Tensor) -> Tensor:
+    """Euclidean distance over the last axis, ``(..., 2), (..., 2) -> (...)``, with a finite gradient at 0 (an
+    object paired with itself): what g's first layer reads with ``pair_distance``."""
+    return ((u - v).pow(2).sum(-1) + 1e-8).sqrt()
+
+
 def maybe_checkpoint(fn, *args: Tensor) -> Tensor:
     """``fn(*args)``, under activation checkpointing when a gradient will flow through it (one chunk of g: its
     activations are recomputed in backward instead of kept)."""
@@ -206,8 +212,7 @@ class RelationNetwork(nn.Module):
         """``pre + ||p_i - p_j|| w_dist`` (broadcast over pairs), or ``pre`` unchanged without pair distances."""
         if self.g_dist is None:
             return pre
-        d = ((pos_i - pos_j).pow(2).sum(-1) + 1e-8).sqrt()  # (...,) finite gradient at d = 0 (self-pairs)
-        return pre + d[..., None] * self.g_dist
+        return pre + distance(pos_i, pos_j)[..., None] * self.g_dist
 
     def _pair_matrix(self, N: int, device: torch.device) -> Tensor | None:
         """(N, N) bool of the pairs to use, or None for all N^2 ordered pairs."""

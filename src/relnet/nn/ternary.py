@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from relnet.nn.mlp import MLP, make_norm
-from relnet.nn.relation import check_inputs, maybe_checkpoint
+from relnet.nn.relation import check_inputs, distance, maybe_checkpoint
 
 
 class TernaryRelationNetwork(nn.Module):
@@ -129,7 +129,7 @@ class TernaryRelationNetwork(nn.Module):
         if self.g_dist is None:
             return None
         pos = objects[..., -2:]
-        return ((pos[:, :, None] - pos[:, None, :]).pow(2).sum(-1) + 1e-8).sqrt()  # finite gradient at d = 0
+        return distance(pos[:, :, None], pos[:, None, :])
 
     def _dense(self, first: Tensor, second: Tensor, third: Tensor, dist_rows: Tensor | None = None,
                dist: Tensor | None = None) -> Tensor:

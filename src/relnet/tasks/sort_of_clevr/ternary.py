@@ -336,7 +336,8 @@ class TernaryTask:
         self.train_set = TernaryExamples(*scenes(params, "train"), seed=d.seed, split="train",
                                          per_image=d.questions_per_image, subtypes=d.subtypes)
         self.test_set = (TernaryExamples(*scenes(params, "test"), seed=d.seed, split="test",
-                                         per_image=d.questions_per_image, subtypes=d.subtypes) if d.test_images else None)
+                                         per_image=d.questions_per_image, subtypes=d.subtypes)
+                         if d.test_images else None)
 
     def build_model(self) -> nn.Module:
         return build_model(self.cfg.model)
