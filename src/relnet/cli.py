@@ -19,6 +19,7 @@ from relnet.errors import UserError
 # task name on the command line -> module that registers its subcommands
 TASK_MODULES = {
     "sort-of-clevr": "relnet.tasks.sort_of_clevr.cli",
+    "sort-of-clevr-ternary": "relnet.tasks.sort_of_clevr.ternary_cli",
     "clevr": "relnet.tasks.clevr.cli",
     "babi": "relnet.tasks.babi.cli",
     "physics": "relnet.tasks.physics.cli",
