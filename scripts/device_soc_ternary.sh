@@ -28,5 +28,6 @@ for f in "$OUT"/work/*/*/metrics.jsonl; do
   cp "$f" "$OUT/runs/$(basename "$(dirname "$(dirname "$f")")").jsonl"
 done
 (cd "$OUT" && tar czf ternary-logs.tgz env.txt runs && rm -rf runs work)
-tar xzf "$OUT/ternary-logs.tgz" -C /tmp runs/ 2>/dev/null
-for f in /tmp/runs/*.log; do echo "== $(basename "$f" .log): $(grep '^RESULT' "$f" || tail -c 300 "$f")"; done
+back=$(mktemp -d)  # a fresh folder: on a machine still warm from an earlier call, /tmp holds that call's runs
+tar xzf "$OUT/ternary-logs.tgz" -C "$back" runs/ 2>/dev/null
+for f in "$back"/runs/*.log; do echo "== $(basename "$f" .log): $(grep '^RESULT' "$f" || tail -c 300 "$f")"; done

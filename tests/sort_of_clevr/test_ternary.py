@@ -239,7 +239,7 @@ def test_script_trains_side_by_side_and_writes_the_report(tmp_path, monkeypatch,
     with pytest.raises(SystemExit):
         runpy.run_path(str(SCRIPT), run_name="__main__")
     monkeypatch.setattr(sys, "argv", [*argv, "--resume", "--train.steps=6"])  # a finished run of other settings
-    with pytest.raises(SystemExit, match="trained for 4 steps"):
+    with pytest.raises(SystemExit, match="trained with train.steps=4, not 6"):
         runpy.run_path(str(SCRIPT), run_name="__main__")
     monkeypatch.setattr(sys, "argv", [*argv, "--resume", "--data.subtypes=between"])
     with pytest.raises(SystemExit, match="trained with data"):

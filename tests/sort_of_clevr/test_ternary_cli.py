@@ -19,6 +19,7 @@ import torch
 
 from relnet.checkpoint import save_checkpoint
 from relnet.cli import main
+from relnet.errors import UserError
 from relnet.tasks.sort_of_clevr import data as soc
 from relnet.tasks.sort_of_clevr import ternary as t
 from relnet.tasks.sort_of_clevr import ternary_report as tr
@@ -203,7 +204,7 @@ def test_eval_of_nonsense_sizes_is_one_line(trained, capsys, argv, match):
     (["reproduce", TASK, "--models", "rn3,transformer"], r"--models rn3,transformer: expected .* rn3, rn, mlp"),
     (["reproduce", TASK, "--models", ","], r"--models ,: expected"),
     (["reproduce", TASK, "--model.kind=rn"], r"--model.kind would override every model: pick them with --models"),
-    (["reproduce", TASK, "--data.questions_per_image=0"], r"per_image=0"),
+    (["reproduce", TASK, "--data.questions_per_image=0"], r"--data.questions_per_image=0: at least 1 question per scene"),
     (["train", TASK, "--model", "rn", "--model.kind=mlp"], r"--model.kind: pick the model with --model"),
     (["train", TASK, "--data.train_images=0"], r"train_images must be at least 1, got 0"),
 ])
@@ -260,7 +261,30 @@ def test_reproduce_writes_report_json_curve_and_ships(tmp_path, monkeypatch, cap
     assert (tmp_path / "runs" / "rn3" / "metrics.jsonl").read_text() == logged
     assert "--images 4 --seed 2026 --resume --train.steps=4" in (tmp_path / "reports" / "t.md").read_text()
     expect_cli_error(["reproduce", TASK, *options, "--resume", *TINY, "--train.steps=6"],
-                     r"--resume: runs/rn3 was trained for 4 steps, not 6", capsys)
+                     r"--resume: runs/rn3 was trained with train.steps=4, not 6", capsys)
+    # any training setting that changes what a run learns is refused, before anything is trained ...
+    expect_cli_error(["reproduce", TASK, *options, "--resume", *TINY, "--train.lr=0.0003"],
+                     r"--resume: runs/rn3 was trained with train.lr=0.001, not 0.0003", capsys)
+    expect_cli_error(["reproduce", TASK, *options, "--resume", *TINY, "--model.g_dims=8,8,8"],
+                     r"--resume: runs/rn3 was trained with model ", capsys)
+    assert (tmp_path / "runs" / "rn3" / "metrics.jsonl").read_text() == logged
+    # ... the number of threads is not
+    capsys.readouterr()
+    assert main(["reproduce", TASK, *options, "--resume", *TINY, "--train.threads=2"]) == 0
+    assert json.loads((tmp_path / "reports" / "t.json").read_text())["models"]["rn3"]["accuracy"] == result["rn3"]
+
+
+def test_ship_of_a_missing_checkpoint_is_one_line_and_leaves_the_target(tmp_path):
+    target = tmp_path / "ternary_rn3"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "config.json").write_text("new")  # no model.safetensors
+    with pytest.raises(UserError, match=r"--ship: cannot copy .*run/checkpoint to .*ternary_rn3"):
+        tr.ship(tmp_path / "run", target)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    assert sorted(p.name for p in target.iterdir()) == ["config.json"]
+    assert (target / "config.json").read_text() == "old"
 
 
 def test_majority_is_each_subtypes_most_common_training_answer():

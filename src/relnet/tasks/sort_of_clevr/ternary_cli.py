@@ -3,7 +3,7 @@
     relnet train sort-of-clevr-ternary --model rn3|rn|mlp [--out DIR] [--resume] [--quiet] [--show-config]
         [--train.steps=24000 --model.g_dims=256,256,256 --data.train_images=9800 ...]
     relnet eval sort-of-clevr-ternary --checkpoint DIR [--images 1000] [--seed 2026] [--json]
-    relnet reproduce sort-of-clevr-ternary [--models rn3,rn,mlp] [--runs runs/soc-ternary]
+    relnet reproduce sort-of-clevr-ternary [--models rn3,rn,mlp] [--runs runs/sort_of_clevr_ternary]
         [--report reports/sort_of_clevr_ternary.md] [--images 1000] [--seed 2026] [--resume] [--ship] [overrides]
 """
 
