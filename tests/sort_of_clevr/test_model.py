@@ -219,7 +219,10 @@ def test_keypoints_preset_trains_its_objects_first(tmp_path, capsys, monkeypatch
     assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
                  "--preset", "keypoints", "--resume"]) == 0
     again = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
-    assert again["train_seconds"] == pytest.approx(result["train_seconds"], abs=0.05)
+    # the failed try and both stages still count, and nothing trained again (not equality: the first run's seconds
+    # also time the writing of each stage's last checkpoint, after its last logged row, which can take a few tenths
+    # of a second on a loaded machine, and a finished run resumed reads its seconds from that row)
+    assert failed_seconds + kept_seconds <= again["train_seconds"] <= result["train_seconds"] + 0.05, (again, result)
     assert " --resume` (runs already finished" in (tmp_path / "reports" / "sort_of_clevr.md").read_text()
 
 
@@ -511,5 +514,8 @@ def test_first_stage_starts_over_when_its_training_accuracy_is_low(tmp_path, cap
     assert main(["reproduce", "sort-of-clevr", "--models", "rn", "--eval-images", "2", "--runs", "r", *small[2:],
                  "--preset", "keypoints", "--resume", *bar]) == 0
     again = json.loads((tmp_path / "reports" / "sort_of_clevr.json").read_text())["rn"]
-    assert again["train_seconds"] == pytest.approx(result["train_seconds"], abs=0.05)
+    # the failed try and both stages still count, and nothing trained again (not equality: the first run's seconds
+    # also time the writing of each stage's last checkpoint, after its last logged row, which can take a few tenths
+    # of a second on a loaded machine, and a finished run resumed reads its seconds from that row)
+    assert failed_seconds + kept_seconds <= again["train_seconds"] <= result["train_seconds"] + 0.05, (again, result)
     assert "a first stage with seed 5 was stopped" in (tmp_path / "reports" / "sort_of_clevr.md").read_text()
