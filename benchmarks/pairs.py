@@ -63,13 +63,21 @@ def build(impl: str, n: int) -> nn.Module:
 
 
 def run_one(impl: str, n: int, repeats: int, threads: int) -> dict:
+    row = time_steps(lambda: build(impl, n), BATCH[n], n, (D, Q, C), repeats, threads)
+    return {"impl": impl, "n": n, "batch": BATCH[n], "pairs": BATCH[n] * n * n, **row}
+
+
+def time_steps(make_model, B: int, n: int, dims: tuple[int, int, int], repeats: int, threads: int) -> dict:
+    """Median milliseconds of ``repeats`` forward+backward steps (after one warm-up step) of ``make_model()`` on a
+    random batch of ``B`` scenes of ``n`` objects (``dims`` = object size D, question size Q, classes C), and the
+    process's peak RSS before building the model and at the end. Shared by ``triples.py``."""
+    d, q_dim, classes = dims
     torch.set_num_threads(threads)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = build(impl, n)
-    B = BATCH[n]
+    model = make_model()
     g = torch.Generator().manual_seed(1)
-    x, q = torch.randn(B, n, D, generator=g), torch.randn(B, Q, generator=g)
-    y = torch.randint(0, C, (B,), generator=g)
+    x, q = torch.randn(B, n, d, generator=g), torch.randn(B, q_dim, generator=g)
+    y = torch.randint(0, classes, (B,), generator=g)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     times = []
     for r in range(repeats + 1):
@@ -79,8 +87,7 @@ def run_one(impl: str, n: int, repeats: int, threads: int) -> dict:
         if r > 0:  # the first step warms allocator and kernels
             times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"impl": impl, "n": n, "batch": B, "pairs": B * n * n, "ms": 1000 * statistics.median(times),
-            "peak_mib": peak, "base_mib": base_rss}
+    return {"ms": 1000 * statistics.median(times), "peak_mib": peak, "base_mib": base_rss}
 
 
 def check_equivalence() -> float:
@@ -99,6 +106,48 @@ def check_equivalence() -> float:
     return float((naive(x, q) - fast(x, q)).abs().max())
 
 
+def measure_in_subprocesses(script: str, sizes: list[int], threads: int, repeats) -> list[dict]:
+    """Run ``script --one IMPL,N`` for naive and relnet at each size in ``sizes``, each in a fresh process (so its
+    peak RSS is its own), with ``repeats(n)`` repeats; one row per run, ``{"error": last stderr line}`` if it failed.
+    Shared by ``triples.py``."""
+    rows = []
+    for n in sizes:
+        for impl in ("naive", "relnet"):
+            out = subprocess.run([sys.executable, script, "--one", f"{impl},{n}", "--repeats", str(repeats(n)),
+                                  "--threads", str(threads)], capture_output=True, text=True)
+            if out.returncode != 0:
+                lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
+                rows.append({"impl": impl, "n": n, "error": lines[-1]})
+            else:
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+def print_table(rows: list[dict], result: dict, count_label: str, batch_and_count, naive_peak: bool = False) -> dict:
+    """Print the naive-vs-relnet table of ``measure_in_subprocesses`` rows and the torch baseline; return ``result``
+    with the speedup and peak memory per N (also the naive peak with ``naive_peak``). ``batch_and_count(row)`` gives a
+    relnet row's batch and units (pairs, triples) per step."""
+    print(f"| N | batch | {count_label} | naive ms | relnet ms | speedup | naive peak MiB | relnet peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in sorted({r["n"] for r in rows}):
+        a = next(r for r in rows if r["n"] == n and r["impl"] == "naive")
+        b = next(r for r in rows if r["n"] == n and r["impl"] == "relnet")
+        fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "failed"  # noqa: E731
+        speed = a["ms"] / b["ms"] if "ms" in a and "ms" in b else float("nan")
+        batch, count = batch_and_count(b)
+        print(f"| {n} | {batch} | {count} | {fmt(a, 'ms')} | {fmt(b, 'ms')} | {speed:.2f}x | "
+              f"{fmt(a, 'peak_mib')} | {fmt(b, 'peak_mib')} |")
+        result[f"speedup_vs_naive_n{n}"] = round(speed, 3)
+        if "peak_mib" in b:
+            result[f"peak_mib_n{n}"] = round(b["peak_mib"], 1)
+        if naive_peak and "peak_mib" in a:
+            result[f"naive_peak_mib_n{n}"] = round(a["peak_mib"], 1)
+    base = next((r["base_mib"] for r in rows if "base_mib" in r), float("nan"))
+    print(f"\npeak RSS includes the process baseline after importing torch: {base:.0f} MiB")
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
@@ -111,36 +160,13 @@ def main() -> None:
         print(json.dumps(run_one(impl, int(n), args.repeats, args.threads)))
         return
     err = check_equivalence()
-    rows = []
-    for n in [int(s) for s in args.sizes.split(",")]:
-        for impl in ("naive", "relnet"):
-            reps = args.repeats if n < 1024 else max(1, args.repeats // 2)
-            out = subprocess.run([sys.executable, __file__, "--one", f"{impl},{n}", "--repeats", str(reps),
-                                  "--threads", str(args.threads)], capture_output=True, text=True)
-            if out.returncode != 0:
-                rows.append({"impl": impl, "n": n, "error": out.stderr.strip().splitlines()[-1]})
-            else:
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"  {rows[-1]}", file=sys.stderr)
+    rows = measure_in_subprocesses(__file__, [int(s) for s in args.sizes.split(",")], args.threads,
+                                   lambda n: args.repeats if n < 1024 else max(1, args.repeats // 2))
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
           f"(set {args.threads}), torch {torch.__version__}; max |naive - relnet| output difference: {err:.2e}")
     print(f"g 4x{G[0]}, f {F_DIMS}, D={D}, Q={Q}; relnet chunks {CHUNK} pairs at N=1024 (activation checkpointing)")
     print()
-    print("| N | batch | pairs/step | naive ms | relnet ms | speedup | naive peak MiB | relnet peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    result = {"max_abs_diff": err}
-    for n in sorted({r["n"] for r in rows}):
-        a = next(r for r in rows if r["n"] == n and r["impl"] == "naive")
-        b = next(r for r in rows if r["n"] == n and r["impl"] == "relnet")
-        fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "failed"  # noqa: E731
-        speed = a["ms"] / b["ms"] if "ms" in a and "ms" in b else float("nan")
-        print(f"| {n} | {b.get('batch')} | {b.get('pairs')} | {fmt(a, 'ms')} | {fmt(b, 'ms')} | {speed:.2f}x | "
-              f"{fmt(a, 'peak_mib')} | {fmt(b, 'peak_mib')} |")
-        result[f"speedup_vs_naive_n{n}"] = round(speed, 3)
-        if "peak_mib" in b:
-            result[f"peak_mib_n{n}"] = round(b["peak_mib"], 1)
-    base = next((r["base_mib"] for r in rows if "base_mib" in r), float("nan"))
-    print(f"\npeak RSS includes the process baseline after importing torch: {base:.0f} MiB")
+    result = print_table(rows, {"max_abs_diff": err}, "pairs/step", lambda r: (r.get("batch"), r.get("pairs")))
     print("RESULT " + json.dumps(result))
 
 

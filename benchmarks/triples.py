@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
-import statistics
-import subprocess
 import sys
-import time
 
 import torch
 from torch import nn
+
+from pairs import measure_in_subprocesses, print_table, time_steps  # the same driver and table as the pair benchmark
 
 D, Q, G, F_DIMS, C = 12, 16, (256, 256, 256), (256, 256), 7  # the ternary Sort-of-CLEVR architecture
 F_DROPOUT = (0.0, 0.1)
@@ -73,24 +71,9 @@ def build(impl: str, n: int) -> nn.Module:
 
 
 def run_one(impl: str, n: int, repeats: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = build(impl, n)
     B = BATCH.get(n, 64)
-    g = torch.Generator().manual_seed(1)
-    x, q = torch.randn(B, n, D, generator=g), torch.randn(B, Q, generator=g)
-    y = torch.randint(0, C, (B,), generator=g)
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    times = []
-    for r in range(repeats + 1):
-        t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x, q), y).backward()
-        if r > 0:  # the first step warms allocator and kernels
-            times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"impl": impl, "n": n, "batch": B, "triples": B * n**3, "ms": 1000 * statistics.median(times),
-            "peak_mib": peak, "base_mib": base_rss}
+    row = time_steps(lambda: build(impl, n), B, n, (D, Q, C), repeats, threads)
+    return {"impl": impl, "n": n, "batch": B, "triples": B * n**3, **row}
 
 
 def check_equivalence() -> float:
@@ -127,40 +110,17 @@ def main() -> None:
     err = check_equivalence()
     if not err <= TOL:  # also catches NaN
         sys.exit(f"naive and relnet ternary RNs differ: max |difference| {err:.2e} > {TOL:.0e}")
-    rows = []
-    for n in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for n in sizes:
         print(f"N={n}: batch {BATCH.get(n, 64)}", file=sys.stderr)
-        for impl in ("naive", "relnet"):
-            out = subprocess.run([sys.executable, __file__, "--one", f"{impl},{n}", "--repeats", str(args.repeats),
-                                  "--threads", str(args.threads)], capture_output=True, text=True)
-            if out.returncode != 0:
-                lines = out.stderr.strip().splitlines() or [f"exit status {out.returncode}"]
-                rows.append({"impl": impl, "n": n, "error": lines[-1]})
-            else:
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"  {rows[-1]}", file=sys.stderr)
+    rows = measure_in_subprocesses(__file__, sizes, args.threads, lambda n: args.repeats)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
           f"(set {args.threads}), torch {torch.__version__}; max |naive - relnet| output difference: {err:.2e}")
     print(f"g {'-'.join(map(str, G))}, f {'-'.join(map(str, F_DIMS))}-{C}, D={D}, Q={Q}; all N^3 ordered triples, "
           f"sum; batch per N {BATCH}")
     print()
-    print("| N | batch | triples/step | naive ms | relnet ms | speedup | naive peak MiB | relnet peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    result = {"max_abs_diff": err}
-    for n in sorted({r["n"] for r in rows}):
-        a = next(r for r in rows if r["n"] == n and r["impl"] == "naive")
-        b = next(r for r in rows if r["n"] == n and r["impl"] == "relnet")
-        fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "failed"  # noqa: E731
-        speed = a["ms"] / b["ms"] if "ms" in a and "ms" in b else float("nan")
-        print(f"| {n} | {BATCH.get(n, 64)} | {BATCH.get(n, 64) * n**3} | {fmt(a, 'ms')} | {fmt(b, 'ms')} | "
-              f"{speed:.2f}x | {fmt(a, 'peak_mib')} | {fmt(b, 'peak_mib')} |")
-        result[f"speedup_vs_naive_n{n}"] = round(speed, 3)
-        if "peak_mib" in b:
-            result[f"peak_mib_n{n}"] = round(b["peak_mib"], 1)
-        if "peak_mib" in a:
-            result[f"naive_peak_mib_n{n}"] = round(a["peak_mib"], 1)
-    base = next((r["base_mib"] for r in rows if "base_mib" in r), float("nan"))
-    print(f"\npeak RSS includes the process baseline after importing torch: {base:.0f} MiB")
+    result = print_table(rows, {"max_abs_diff": err}, "triples/step",
+                         lambda r: (BATCH.get(r["n"], 64), BATCH.get(r["n"], 64) * r["n"] ** 3), naive_peak=True)
     print("RESULT " + json.dumps(result))
 
 
