@@ -148,16 +148,25 @@ def print_table(rows: list[dict], result: dict, count_label: str, batch_and_coun
     return result
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc: str, threads: int, sizes: str, run_one) -> argparse.Namespace | None:
+    """The benchmarks' shared options. With the internal ``--one impl,n`` (how ``measure_in_subprocesses`` calls a
+    benchmark back) it runs that one measurement, prints its JSON and returns None."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--sizes", default="8,25,64,256,1024")
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--sizes", default=sizes)
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: impl,n
     args = p.parse_args()
-    if args.one:
-        impl, n = args.one.split(",")
-        print(json.dumps(run_one(impl, int(n), args.repeats, args.threads)))
+    if not args.one:
+        return args
+    impl, n = args.one.split(",")
+    print(json.dumps(run_one(impl, int(n), args.repeats, args.threads)))
+    return None
+
+
+def main() -> None:
+    args = parse_args(__doc__, 2, "8,25,64,256,1024", run_one)
+    if args is None:
         return
     err = check_equivalence()
     rows = measure_in_subprocesses(__file__, [int(s) for s in args.sizes.split(",")], args.threads,

@@ -21,7 +21,6 @@ Ends with one line ``RESULT {json}``; exits non-zero if the two differ by more t
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -29,7 +28,7 @@ import sys
 import torch
 from torch import nn
 
-from pairs import measure_in_subprocesses, print_table, time_steps  # the same driver and table as the pair benchmark
+from pairs import measure_in_subprocesses, parse_args, print_table, time_steps  # the same driver and table as the pair benchmark
 
 D, Q, G, F_DIMS, C = 12, 16, (256, 256, 256), (256, 256), 7  # the ternary Sort-of-CLEVR architecture
 F_DROPOUT = (0.0, 0.1)
@@ -96,15 +95,8 @@ def check_equivalence() -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--sizes", default="6,12,25")
-    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: impl,n
-    args = p.parse_args()
-    if args.one:
-        impl, n = args.one.split(",")
-        print(json.dumps(run_one(impl, int(n), args.repeats, args.threads)))
+    args = parse_args(__doc__, 1, "6,12,25", run_one)
+    if args is None:
         return
     torch.set_num_threads(args.threads)
     err = check_equivalence()
