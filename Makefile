@@ -17,9 +17,10 @@ install: $(STAMP)
 
 # The demo: the shipped CNN+RN and CNN+MLP on 1,000 freshly generated images (the paper's contrast), then the pixel
 # CNN+RN trained from scratch with the `keypoints` preset (two stages) and the state-description RN, each evaluated
-# on fresh images and reported in runs/demo/. Measured from a fresh clone on 2 cores (Intel Xeon, session 19): 17.1 min
-# in all, install included; the CNN+RN 98.2% relational / 99.9% non-relational after 13.5 min of training (>= 94%
-# relational at 9.2 min; the shipped weights, bit for bit), the state RN 98.6% / 100% after 2.2 min.
+# on fresh images and reported in runs/demo/. Measured from a fresh clone on 2 cores (AMD EPYC, session 29): 14.4 min
+# in all, install included; the CNN+RN 98.2% relational / 100.0% non-relational after 11.5 min of training (>= 94%
+# relational at 7.9 min), the state RN 99.1% / 100% after 1.9 min. (Intel Xeon, session 19: 17.1 min, and the CNN+RN
+# was the shipped weights bit for bit.)
 demo: install
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/rn
 	$(BIN)/relnet eval sort-of-clevr --checkpoint checkpoints/sort_of_clevr/mlp
