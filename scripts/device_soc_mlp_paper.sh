@@ -6,9 +6,9 @@
 # "name override override ..."; every run is then scored on 1,000 fresh images (seed 2026) by
 # scripts/soc_position_free.py, which splits closest / furthest by majority- and minority-shape answers.
 # Weights do not come back (128 MB each); logs and the scoring do, in $OUT/mlp-paper-logs.tgz.
-# Usage (repo root): OUT=/tmp/out STEPS=30000 LIMIT=390 bash scripts/device_soc_mlp_paper.sh
+# Usage (repo root): OUT=/tmp/out STEPS=30000 LIMIT=420 THREADS=3 bash scripts/device_soc_mlp_paper.sh
 STEPS=${STEPS:-30000}
-LIMIT=${LIMIT:-390}
+LIMIT=${LIMIT:-420}
 BN_COSINE="--model.hidden_norm=batch --train.lr=3e-4 --train.schedule=cosine --train.warmup_steps=500 --train.min_lr=1e-5"
 VARIANTS=${VARIANTS:-"bn-cosine $BN_COSINE
 bn-cosine-50k $BN_COSINE --data.train_images=50000

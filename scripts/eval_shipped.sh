@@ -3,16 +3,20 @@
 # seed 2026) and the physics counting RN on both 4,000-scene test streams (seeds 2026 and 7), plus, for the README's
 # comparison, the counting RN shipped before commit 85ec777 (taken from git history). Writes
 # reports/shipped_evals.md: machine, each command, its JSON and its wall time.
+# Needs the git history (not a shallow clone) for the previous model.
 # Usage (repo root, venv active): bash scripts/eval_shipped.sh [REPORT]
 set -euo pipefail
 REPORT=${1:-reports/shipped_evals.md}
 prev=$(mktemp -d)
+trap 'rm -rf "$prev" "$REPORT.tmp"' EXIT
 git show 85ec777^:checkpoints/physics/count/config.json > "$prev/config.json"
 git show 85ec777^:checkpoints/physics/count/model.safetensors > "$prev/model.safetensors"
 run() {  # run LABEL CMD...: one section of the report
   local start json
   start=$(date +%s)
-  json=$("${@:2}" 2>/dev/null)
+  if ! json=$("${@:2}" 2>"$prev/err"); then
+    echo "failed: ${*:2}" >&2; cat "$prev/err" >&2; exit 1
+  fi
   printf '## %s\n\n`%s`\n\n```json\n%s\n```\n\n%s s wall\n\n' "$1" "${*:2}" "$json" "$(( $(date +%s) - start ))" >> "$REPORT.tmp"
 }
 {
@@ -33,5 +37,4 @@ for seed in 2026 7; do
 done
 sed -i "s|$prev|PREVIOUS (git show 85ec777^:checkpoints/physics/count/...)|g" "$REPORT.tmp"
 mv "$REPORT.tmp" "$REPORT"
-rm -rf "$prev"
 echo "wrote $REPORT"

@@ -7,15 +7,16 @@
 set -euo pipefail
 WORK=${1:-/tmp/kimhc-roundtrip}
 mkdir -p "$WORK"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(python -c 'import torch; print(torch.__version__)')"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, torch $(python -c 'import torch; print(torch.__version__)')"
 python tests/sort_of_clevr/kimhc_format.py "$WORK/sort-of-clevr.pickle" --test 1000
 for labels in fixed theirs; do
   echo "== conversion, --labels $labels"
+  rm -rf "${WORK:?}/$labels"  # one converted folder per labels, whatever an earlier pickle left
   start=$(date +%s.%N)
   relnet data sort-of-clevr --from-kimhc "$WORK/sort-of-clevr.pickle" --labels "$labels" --out "$WORK/$labels" 2>&1
   echo "conversion wall time: $(python -c "print(f'{$(date +%s.%N) - $start:.1f} s')")"
+  folder=$(ls -d "$WORK/$labels"/sort_of_clevr/kimhc-*)
   for model in rn mlp; do
-    folder=$(ls -d "$WORK/$labels"/sort_of_clevr/kimhc-*)
     echo "== $model on kimhc's test images, $labels labels"
     relnet eval sort-of-clevr --checkpoint "checkpoints/sort_of_clevr/$model" --data "$folder" --json
   done
