@@ -32,15 +32,22 @@ BATCH = {8: 64, 25: 64, 64: 64, 256: 4, 1024: 1}
 CHUNK = {1024: 65536}  # pairs per chunk for relnet at large N
 
 
+def naive_g_f(in_dim: int, g_dims, f_dims, classes: int, dropout: float) -> tuple[nn.Sequential, nn.Sequential]:
+    """g (Linear+ReLU per layer, on the explicit concatenated rows) and f (two Linear+ReLU, dropout, output) of a
+    naive reference. Shared by ``triples.py``."""
+    dims = [in_dim, *g_dims]
+    g = nn.Sequential(*[m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())])
+    f = nn.Sequential(nn.Linear(g_dims[-1], f_dims[0]), nn.ReLU(), nn.Linear(f_dims[0], f_dims[1]), nn.ReLU(),
+                      nn.Dropout(dropout), nn.Linear(f_dims[1], classes))
+    return g, f
+
+
 class NaiveRN(nn.Module):
     """Repeat-and-concatenate RN: builds the (B, N*N, 2D+Q) pair tensor explicitly."""
 
     def __init__(self):
         super().__init__()
-        dims = [2 * D + Q, *G]
-        self.g = nn.Sequential(*[m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())])
-        self.f = nn.Sequential(nn.Linear(G[-1], F_DIMS[0]), nn.ReLU(), nn.Linear(F_DIMS[0], F_DIMS[1]), nn.ReLU(),
-                               nn.Dropout(0.5), nn.Linear(F_DIMS[1], C))
+        self.g, self.f = naive_g_f(2 * D + Q, G, F_DIMS, C, 0.5)
 
     def forward(self, x, q):
         B, N, _ = x.shape
@@ -124,19 +131,18 @@ def measure_in_subprocesses(script: str, sizes: list[int], threads: int, repeats
     return rows
 
 
-def print_table(rows: list[dict], result: dict, count_label: str, batch_and_count, naive_peak: bool = False) -> dict:
+def print_table(rows: list[dict], result: dict, count_key: str, naive_peak: bool = False) -> dict:
     """Print the naive-vs-relnet table of ``measure_in_subprocesses`` rows and the torch baseline; return ``result``
-    with the speedup and peak memory per N (also the naive peak with ``naive_peak``). ``batch_and_count(row)`` gives a
-    relnet row's batch and units (pairs, triples) per step."""
-    print(f"| N | batch | {count_label} | naive ms | relnet ms | speedup | naive peak MiB | relnet peak MiB |")
+    with the speedup and peak memory per N (also the naive peak with ``naive_peak``). ``count_key`` names the rows'
+    units per step ("pairs", "triples")."""
+    print(f"| N | batch | {count_key}/step | naive ms | relnet ms | speedup | naive peak MiB | relnet peak MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for n in sorted({r["n"] for r in rows}):
         a = next(r for r in rows if r["n"] == n and r["impl"] == "naive")
         b = next(r for r in rows if r["n"] == n and r["impl"] == "relnet")
         fmt = lambda r, k: f"{r[k]:.1f}" if k in r else "failed"  # noqa: E731
         speed = a["ms"] / b["ms"] if "ms" in a and "ms" in b else float("nan")
-        batch, count = batch_and_count(b)
-        print(f"| {n} | {batch} | {count} | {fmt(a, 'ms')} | {fmt(b, 'ms')} | {speed:.2f}x | "
+        print(f"| {n} | {b.get('batch')} | {b.get(count_key)} | {fmt(a, 'ms')} | {fmt(b, 'ms')} | {speed:.2f}x | "
               f"{fmt(a, 'peak_mib')} | {fmt(b, 'peak_mib')} |")
         result[f"speedup_vs_naive_n{n}"] = round(speed, 3)
         if "peak_mib" in b:
@@ -175,7 +181,7 @@ def main() -> None:
           f"(set {args.threads}), torch {torch.__version__}; max |naive - relnet| output difference: {err:.2e}")
     print(f"g 4x{G[0]}, f {F_DIMS}, D={D}, Q={Q}; relnet chunks {CHUNK} pairs at N=1024 (activation checkpointing)")
     print()
-    result = print_table(rows, {"max_abs_diff": err}, "pairs/step", lambda r: (r.get("batch"), r.get("pairs")))
+    result = print_table(rows, {"max_abs_diff": err}, "pairs")
     print("RESULT " + json.dumps(result))
 
 
